@@ -1,0 +1,5 @@
+describe("the test environment", function()
+  it("runs under Lua 5.4", function()
+    assert.equal("Lua 5.4", _VERSION)
+  end)
+end)

@@ -1,0 +1,84 @@
+--- Start a Lua script as a separate process for specs, read its output,
+-- signal it by pid and collect its exit status. Bounded: every child runs
+-- under timeout(1), so a hung child cannot hang the suite.
+local M = {}
+
+local function shquote(s)
+  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+M.shquote = shquote
+
+--- The interpreter command line for children: lua5.4 with the same
+-- module paths as the specs (LEPOLL_CPATH picks sanitizer builds).
+function M.lua_command()
+  local cpath = os.getenv("LEPOLL_CPATH") or "./build/?.so"
+  return "env LUA_PATH=" .. shquote("./lua/?.lua;./lua/?/init.lua;;")
+    .. " LUA_CPATH=" .. shquote(cpath .. ";;") .. " lua5.4"
+end
+
+local Proc = {}
+Proc.__index = Proc
+
+--- Spawn `cmd` (a shell command line; stderr goes to a temporary file).
+-- opts.limit: seconds before timeout(1) kills it (default 60).
+-- Returns a Proc whose stdout is read line by line with proc:line().
+function M.spawn(cmd, opts)
+  opts = opts or {}
+  local errfile = os.tmpname()
+  local limit = opts.limit or 60
+  local sh = string.format("echo $$; exec timeout -k 5 %d %s 2>%s",
+    limit, cmd, shquote(errfile))
+  local f = assert(io.popen(sh, "r"))
+  local pid = tonumber(f:read("l"))
+  assert(pid, "could not start: " .. cmd)
+  return setmetatable({ pid = pid, out = f, errfile = errfile }, Proc)
+end
+
+--- Spawn a Lua script with the spec's module paths: M.script(path, args...)
+function M.script(path, ...)
+  local parts = { M.lua_command(), shquote(path) }
+  for i = 1, select("#", ...) do parts[#parts + 1] = shquote(select(i, ...)) end
+  return M.spawn(table.concat(parts, " "))
+end
+
+--- Next line of the child's stdout (nil at end of file).
+function Proc:line()
+  return self.out:read("l")
+end
+
+--- Send a signal by name ("TERM", "INT", "KILL") to this child only.
+-- The pid is timeout(1)'s, which forwards the signal to the script.
+function Proc:kill(sig)
+  if self.done then return false end
+  return os.execute(string.format("kill -%s %d 2>/dev/null", sig or "TERM",
+    self.pid)) == true
+end
+
+--- Wait for exit: returns the rest of stdout, how ("exit"/"signal") and code.
+function Proc:wait()
+  if self.done then return self.rest, self.how, self.code end
+  local rest = self.out:read("a")
+  local _, how, code = self.out:close()
+  self.done, self.rest, self.how, self.code = true, rest, how, code
+  return rest, how, code
+end
+
+--- What the child wrote to stderr so far.
+function Proc:stderr()
+  local f = io.open(self.errfile, "r")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- Stop (TERM, then wait) and remove the temporary file. Safe to repeat.
+function Proc:close()
+  if not self.done then
+    self:kill("TERM")
+    self:wait()
+  end
+  os.remove(self.errfile)
+end
+
+return M
