@@ -27,7 +27,7 @@ SOS      := $(MODULES:%=$(BUILD)/lepoll/%.so)
 HELPER_OBJS := $(HELPERS:%=$(BUILD)/obj/%.o)
 
 .PHONY: all deps test check check-asan check-valgrind bench install clean lint
-all: $(SOS)
+all:: $(SOS)
 
 $(BUILD)/obj/%.o: csrc/%.c csrc/internal.h | $(BUILD)/obj
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
@@ -41,7 +41,7 @@ $(BUILD)/obj $(BUILD)/lepoll:
 # The README's test command; prints "N passed, N failed" last.
 test: deps
 	$(MAKE) all
-	LEPOLL_CPATH=./$(BUILD)/?.so spec/run $(SPEC)
+	LEPOLL_BUILD=$(BUILD) LEPOLL_CPATH=./$(BUILD)/?.so spec/run $(SPEC)
 
 deps:
 	@.ci/deps
@@ -52,7 +52,7 @@ lint:
 # Specs with the C modules under ASan+UBSan, then under valgrind.
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 UBSAN_LIB = $(shell $(CC) -print-file-name=libubsan.so)
-check: check-asan check-valgrind
+check:: check-asan check-valgrind
 
 check-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
@@ -60,21 +60,22 @@ check-asan:
 	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  LEPOLL_CPATH=./build/asan/?.so LEPOLL_SANITIZED=asan spec/run $(SPEC)
+	  LEPOLL_BUILD=build/asan LEPOLL_CPATH=./build/asan/?.so LEPOLL_SANITIZED=asan spec/run $(SPEC)
 
 check-valgrind: all
-	LEPOLL_CPATH=./$(BUILD)/?.so LEPOLL_SANITIZED=valgrind \
+	LEPOLL_BUILD=$(BUILD) LEPOLL_CPATH=./$(BUILD)/?.so LEPOLL_SANITIZED=valgrind \
 	  LEPOLL_WRAP="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99" \
 	  spec/run $(SPEC)
 
-install: all
+install:: all
 	mkdir -p $(DESTDIR)$(LUA_LIBDIR_INSTALL)/lepoll $(DESTDIR)$(LUA_SHAREDIR_INSTALL)/lepoll
 	install -m 755 $(SOS) $(DESTDIR)$(LUA_LIBDIR_INSTALL)/lepoll/
 	if ls lua/lepoll/*.lua >/dev/null 2>&1; then \
 	  install -m 644 lua/lepoll/*.lua $(DESTDIR)$(LUA_SHAREDIR_INSTALL)/lepoll/; fi
 
-clean:
+clean::
 	rm -rf build
 
-# Fragments for bench/, the host program and friends.
+# Fragments for bench/, the host program and friends. all, check, install
+# and clean are double-colon rules so that a fragment can add to them.
 -include mk/*.mk
