@@ -67,10 +67,18 @@ int lp_checkfd(lua_State *L, int arg) {
       if (lua_getfield(L, arg, methods[i]) != LUA_TNIL) {
         lua_pushvalue(L, arg);
         lua_call(L, 1, 1);
-        if (lua_type(L, -1) != LUA_TNUMBER)
-          luaL_argerror(L, arg, lua_pushfstring(L,
-                        "%s() did not return an integer", methods[i]));
-        fd = checkfdnum(L, lua_gettop(L));
+        {
+          int isint;
+          lua_Integer v = lua_tointegerx(L, -1, &isint);
+          /* range-check here so the error names the caller's argument */
+          if (!isint || lua_type(L, -1) != LUA_TNUMBER)
+            luaL_argerror(L, arg, lua_pushfstring(L,
+                          "%s() did not return an integer", methods[i]));
+          if (v < 0 || v > INT_MAX)
+            luaL_argerror(L, arg, lua_pushfstring(L,
+                          "%s() returned an fd out of range", methods[i]));
+          fd = (int)v;
+        }
         lua_pop(L, 1);
         return fd;
       }

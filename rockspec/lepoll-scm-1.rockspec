@@ -1,0 +1,40 @@
+rockspec_format = "3.0"
+package = "lepoll"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null",  -- replaced on release; `luarocks make` uses the work tree
+}
+description = {
+  summary = "Linux epoll for Lua 5.4, and a small fast server framework on top",
+  detailed = [[
+lepoll.epoll mirrors epoll(7) one to one (after rustix::event::epoll),
+lepoll.net and lepoll.io bind sockets and fds, and require "lepoll" is a
+coroutine server framework: listeners, connections, timers, signals.]],
+  homepage = "https://example.invalid/lepoll",
+  license = "MIT",
+}
+supported_platforms = { "linux" }
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["lepoll.epoll"] = {
+      sources = { "csrc/epoll.c", "csrc/fdobj.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
+    ["lepoll.net"] = {
+      sources = { "csrc/net.c", "csrc/fdobj.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
+    ["lepoll.io"] = {
+      sources = { "csrc/io.c", "csrc/fdobj.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
+  },
+}
+test = {
+  type = "command",
+  command = "make test",
+}

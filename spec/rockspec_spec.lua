@@ -1,0 +1,53 @@
+-- The rockspec installs offline with `luarocks make` into a private tree,
+-- and the installed modules load and work from that tree alone.
+local process = require "support.process"
+local q = process.shquote
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok, out, code
+end
+
+describe("rockspec/lepoll-scm-1.rockspec #install", function()
+  local tmp
+  before_each(function()
+    tmp = os.tmpname()
+    os.remove(tmp)
+    assert(sh("mkdir -p " .. q(tmp .. "/src")))
+  end)
+  after_each(function()
+    if tmp and tmp:match("^/tmp/") then sh("rm -rf " .. q(tmp)) end
+  end)
+
+  it("installs with luarocks make and works from the installed tree", function()
+    -- build a copy, so luarocks' objects never land in the work tree
+    assert(sh("cp -r csrc lua rockspec " .. q(tmp .. "/src")))
+    local ok, out = sh("cd " .. q(tmp .. "/src") ..
+      " && luarocks --lua-version=5.4 --tree " .. q(tmp .. "/tree") ..
+      " make --deps-mode=none rockspec/lepoll-scm-1.rockspec")
+    assert(ok, out)
+    local probe = [[
+      local epoll, io, net = require "lepoll.epoll", require "lepoll.io", require "lepoll.net"
+      assert(package.searchpath("lepoll.epoll", package.cpath):find("/tree/", 1, true))
+      local ep <close> = epoll.create()
+      local r <close>, w = io.pipe()
+      ep:add(r, 42, epoll.IN)
+      io.write(w, "x")
+      local evs = epoll.events(4)
+      assert(ep:wait(evs, 1000) == 1)
+      local data, flags = evs:get(1)
+      assert(data == 42 and flags & epoll.IN ~= 0)
+      local a <close>, b = net.socketpair()
+      assert(net.send(a, "hi") == 2 and net.recv(b, 10) == "hi")
+      print("installed ok")
+    ]]
+    local lpath = tmp .. "/tree/share/lua/5.4/?.lua;" .. tmp .. "/tree/share/lua/5.4/?/init.lua"
+    local cpath = tmp .. "/tree/lib/lua/5.4/?.so"
+    ok, out = sh("cd / && env LUA_PATH=" .. q(lpath) .. " LUA_CPATH=" .. q(cpath) ..
+      " lua5.4 -e " .. q(probe))
+    assert(ok, out)
+    assert.equal("installed ok\n", out)
+  end)
+end)
