@@ -23,7 +23,8 @@ describe("rockspec/lepoll-scm-1.rockspec #install", function()
 
   it("installs with luarocks make and works from the installed tree", function()
     -- build a copy, so luarocks' objects never land in the work tree
-    assert(sh("cp -r csrc lua rockspec " .. q(tmp .. "/src")))
+    assert(sh("for d in csrc lua rockspec; do if [ -d $d ]; then cp -r $d " ..
+      q(tmp .. "/src") .. " || exit 1; fi; done"))
     local ok, out = sh("cd " .. q(tmp .. "/src") ..
       " && luarocks --lua-version=5.4 --tree " .. q(tmp .. "/tree") ..
       " make --deps-mode=none rockspec/lepoll-scm-1.rockspec")
