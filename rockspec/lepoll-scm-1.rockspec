@@ -20,6 +20,14 @@ dependencies = {
 build = {
   type = "builtin",
   modules = {
+    ["lepoll._log"] = "lua/lepoll/_log.lua",
+    ["lepoll.conn"] = "lua/lepoll/conn.lua",
+    ["lepoll"] = "lua/lepoll/init.lua",
+    ["lepoll.listen"] = "lua/lepoll/listen.lua",
+    ["lepoll.loop"] = "lua/lepoll/loop.lua",
+    ["lepoll.signal"] = "lua/lepoll/signal.lua",
+    ["lepoll.timer"] = "lua/lepoll/timer.lua",
+    ["lepoll.watch"] = "lua/lepoll/watch.lua",
     ["lepoll.epoll"] = {
       sources = { "csrc/epoll.c", "csrc/fdobj.c", "csrc/result.c" },
       defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },

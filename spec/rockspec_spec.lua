@@ -42,6 +42,12 @@ describe("rockspec/lepoll-scm-1.rockspec #install", function()
       assert(data == 42 and flags & epoll.IN ~= 0)
       local a <close>, b = net.socketpair()
       assert(net.send(a, "hi") == 2 and net.recv(b, 10) == "hi")
+      local lepoll = require "lepoll"
+      assert(package.searchpath("lepoll", package.path):find("/tree/", 1, true))
+      local fired = false
+      lepoll.after(0.001, function() fired = true; lepoll.stop() end)
+      lepoll.run()
+      assert(fired)
       print("installed ok")
     ]]
     local lpath = tmp .. "/tree/share/lua/5.4/?.lua;" .. tmp .. "/tree/share/lua/5.4/?/init.lua"
@@ -50,5 +56,21 @@ describe("rockspec/lepoll-scm-1.rockspec #install", function()
       " lua5.4 -e " .. q(probe))
     assert(ok, out)
     assert.equal("installed ok\n", out)
+  end)
+
+  it("lists every Lua module of lua/lepoll", function()
+    local f = assert(io.open("rockspec/lepoll-scm-1.rockspec"))
+    local text = f:read("a")
+    f:close()
+    local p = assert(io.popen("ls lua/lepoll/*.lua"))
+    local n = 0
+    for path in p:lines() do
+      local base = path:match("([^/]+)%.lua$")
+      local name = base == "init" and "lepoll" or "lepoll." .. base
+      assert.truthy(text:find('["' .. name .. '"] = "' .. path .. '"', 1, true), name)
+      n = n + 1
+    end
+    p:close()
+    assert.is_true(n > 0)
   end)
 end)

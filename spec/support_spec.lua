@@ -2,7 +2,8 @@ local process = require "support.process"
 
 describe("support.process", function()
   it("runs a Lua child with the spec's paths and collects its output", function()
-    local p = process.spawn(process.lua_command() .. [[ -e 'print(package.path:match("lua/%?%.lua") ~= nil); io.stdout:flush(); os.exit(3)']])
+    local probe = [[print(package.path:match("lua/%?%.lua") ~= nil); io.stdout:flush(); os.exit(3)]]
+    local p = process.spawn(process.lua_command() .. " -e " .. process.shquote(probe))
     finally(function() p:close() end)
     assert.equal("true", p:line())
     local rest, how, code = p:wait()

@@ -1,0 +1,43 @@
+--- lepoll._log: the framework's replaceable logger (private; the public
+-- entry point is lepoll.set_logger).
+local M = {}
+
+local stderr = io.stderr
+
+local function default(msg)
+  stderr:write("lepoll: ", msg, "\n")
+  stderr:flush()
+end
+
+local current = default
+
+--- Report a message through the current logger. A logger that raises is
+-- not allowed to take the loop down: the failure goes to stderr.
+function M.log(msg)
+  msg = tostring(msg)
+  local ok, err = pcall(current, msg)
+  if not ok then
+    default("logger failed: " .. tostring(err) .. " (message: " .. msg .. ")")
+  end
+end
+
+--- Replace the logger: fn(message) receives one string per report (a
+-- handler's error with its traceback, accept pauses, ...). nil restores
+-- the default, which writes "lepoll: message" lines to stderr. Returns the
+-- previous logger.
+function M.set(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("bad argument #1 to 'set_logger' (function or nil expected, got "
+      .. type(fn) .. ")", 2)
+  end
+  local old = current
+  current = fn or default
+  return old
+end
+
+--- The message handler of every protected call: keeps the traceback.
+function M.msgh(err)
+  return debug.traceback(err, 2)
+end
+
+return M

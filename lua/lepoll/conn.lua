@@ -1,0 +1,743 @@
+--- lepoll.conn: stream connections (accepted or outbound) whose methods
+-- look blocking and yield to the loop on EAGAIN. Private to the framework:
+-- connections reach users through listen handlers and lepoll.connect.
+--
+-- Readiness: a connection is registered with epoll only the first time it
+-- has to wait (a handler that writes and returns costs no epoll_ctl), then
+-- edge-triggered for IN|OUT|RDHUP and never modified again. A short read
+-- means the socket is drained, so the next read waits for the edge
+-- instead of paying a recv(2) that would say EAGAIN.
+local net = require "lepoll.net"
+local epoll = require "lepoll.epoll"
+local heap = require "lepoll.timer"
+local logm = require "lepoll._log"
+
+local send, recv = net.send, net.recv
+local sub, find, byte = string.sub, string.find, string.byte
+local concat = table.concat
+local co_running, co_yield, co_resume = coroutine.running, coroutine.yield,
+  coroutine.resume
+local type, error, tostring, setmetatable, xpcall = type, error, tostring,
+  setmetatable, xpcall
+local math_type, min = math.type, math.min
+local heap_push, heap_update, heap_remove = heap.push, heap.update, heap.remove
+local EAGAIN = net.errno.EAGAIN
+local IN, OUT, RDHUP, HUP, ERR, ET = epoll.IN, epoll.OUT, epoll.RDHUP,
+  epoll.HUP, epoll.ERR, epoll.ET
+local RMASK = IN | RDHUP | HUP | ERR
+local WMASK = OUT | HUP | ERR
+local REGFLAGS = IN | OUT | RDHUP | ET
+local HUPMASK = RDHUP | HUP | ERR
+local HUPPED = 2  -- conn.rr after RDHUP/HUP/ERR: reads never wait again
+local log, msgh = logm.log, logm.msgh
+
+local M = {}
+
+local Conn = {}
+Conn.__index = Conn
+Conn._isconn = true
+M.Conn = Conn
+
+--- Defaults of the per-connection options (listen{...} and connect{...}
+-- take the same names).
+M.defaults = {
+  hwm = 65536,           -- write buffer high-water mark, bytes
+  max_line = 65536,      -- longest line readline accepts, bytes
+  read_size = 16384,     -- bytes one read() asks for by default
+  read_timeout = false,  -- seconds one read/readline may wait
+  write_timeout = false, -- seconds one write/flush may wait
+  idle_timeout = false,  -- seconds a connection may wait with no progress
+                         -- before it is closed
+  linger = 30,           -- seconds close() keeps flushing queued output
+}
+
+local function bad(fname, arg, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(arg, fname, msg), level or 3)
+end
+
+local function opt_number(opts, name, fname, allow_false)
+  local v = opts[name]
+  if v == nil then return M.defaults[name] end
+  if v == false and allow_false then return false end
+  if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then
+    bad(fname, 1, ("option '%s' must be a positive number%s"):format(name,
+      allow_false and " or false" or ""), 4)
+  end
+  return v
+end
+
+local function opt_int(opts, name, fname)
+  local v = opt_number(opts, name, fname, false)
+  if math_type(v) ~= "integer" then
+    bad(fname, 1, ("option '%s' must be a positive integer"):format(name), 4)
+  end
+  return v
+end
+
+--- The shared settings of a group of connections (one per listener, one
+-- for a loop's outbound connections). srv: the listener or false.
+function M.config(loop, opts, srv, fname)
+  return {
+    loop = loop,
+    srv = srv or false,
+    hwm = opt_int(opts, "hwm", fname),
+    max_line = opt_int(opts, "max_line", fname),
+    read_size = opt_int(opts, "read_size", fname),
+    read_timeout = opt_number(opts, "read_timeout", fname, true),
+    write_timeout = opt_number(opts, "write_timeout", fname, true),
+    idle_timeout = opt_number(opts, "idle_timeout", fname, true),
+    linger = opt_number(opts, "linger", fname, false),
+    stats = { accepted = 0, active = 0, max_queued = 0 },
+  }
+end
+
+-- Waiting ---------------------------------------------------------------
+
+local function register(c, loop)
+  local ok, err, en = loop.ep:add(c.n, c.tok, REGFLAGS)
+  if not ok then return nil, err, en end
+  c.reg = true
+  return true
+end
+
+-- The deadline of one operation: the sooner of its own timeout and the
+-- idle timeout; the second value says whether it is the idle one.
+local function deadline(c, t)
+  local cfg = c.cfg
+  local idle = cfg.idle_timeout
+  if not t and not idle then return false, false end
+  local now = cfg.loop.now
+  if idle and (not t or idle <= t) then return now + idle, true end
+  return now + t, false
+end
+
+-- Park the calling coroutine until the fd is ready (nil), the deadline
+-- passes ("timeout") or the connection is closed ("closed").
+local function wait(c, ww, dl, dk)
+  local co, main = co_running()
+  if main then
+    error("connection I/O must be called from a coroutine (a connection handler"
+      .. " or lepoll.spawn)", 3)
+  end
+  local loop = c.cfg.loop
+  if not c.reg then
+    local ok, err = register(c, loop)
+    if not ok then return err end
+  end
+  if ww then
+    if c.wco then error("another coroutine is already writing to this connection", 3) end
+    c.wco, c.wdl, c.wdk = co, dl, dk
+  else
+    if c.rco then error("another coroutine is already reading from this connection", 3) end
+    c.rco, c.rdl, c.rdk = co, dl, dk
+  end
+  if dl then
+    if not c.hi then
+      c.at = dl
+      heap_push(loop.heap, c)
+    elseif dl < c.at then
+      c.at = dl
+      heap_update(loop.heap, c)
+    end  -- a later deadline: moved lazily when the old one comes up
+  end
+  return co_yield()
+end
+
+-- Write queue -------------------------------------------------------------
+
+-- Send queued output until done or the kernel is full. true (maybe with
+-- data left) or nil, message, errno.
+local function flush(c, q)
+  local fd = c.n
+  local h, off = q.h, q.off
+  while q.n > 0 do
+    local s = q[h]
+    local n, err, en = send(fd, s, off + 1)
+    if not n then
+      q.h, q.off = h, off
+      if en == EAGAIN then return true end
+      return nil, err, en
+    end
+    q.n = q.n - n
+    off = off + n
+    if off < #s then  -- short write: the socket buffer is full
+      q.h, q.off = h, off
+      return true
+    end
+    q[h] = nil
+    h, off = h + 1, 0
+  end
+  q.h, q.t, q.off = 1, 0, 0
+  return true
+end
+
+local function drop_queue(q, err)
+  for i = q.h, q.t do q[i] = nil end
+  q.n, q.h, q.t, q.off = 0, 1, 0, 0
+  q.err = err
+end
+
+-- Queue s:sub(i) (i > 1 only when the queue is empty).
+local function enqueue(c, s, i)
+  local q = c.wq
+  if not q then
+    q = { n = 0, h = 1, t = 0, off = 0, err = false }
+    c.wq = q
+  end
+  local t = q.t + 1
+  q[t], q.t = s, t
+  if q.n == 0 then q.h, q.off = t, i - 1 end
+  local n = q.n + #s - i + 1
+  q.n = n
+  local stats = c.cfg.stats
+  if n > stats.max_queued then stats.max_queued = n end
+  if not c.reg then register(c, c.cfg.loop) end  -- OUT edges drive the flush
+end
+
+local finalize
+
+local function bgflush(c, q)
+  local ok, err = flush(c, q)
+  if not ok then drop_queue(q, err) end
+  if q.n == 0 and c.st == "closing" then finalize(c) end
+end
+
+-- The epoll callback (token dispatch): flags are hints, never trusted to
+-- mean the syscall will succeed.
+local function on_event(c, fl)
+  local rd = fl & RMASK ~= 0
+  if rd and c.rr ~= HUPPED then
+    -- end of stream or an error is a state, not an edge: never wait for it
+    c.rr = fl & HUPMASK ~= 0 and HUPPED or true
+  end
+  if fl & WMASK ~= 0 then
+    local co = c.wco
+    if co then
+      c.wco = false
+      c.cfg.loop:_resume(co)
+    else
+      local q = c.wq
+      if q and q.n > 0 then bgflush(c, q) end
+    end
+  end
+  if rd then
+    local co = c.rco
+    if co then
+      c.rco = false
+      local ok, r = co_resume(co)
+      if not ok or r then c.cfg.loop:_resumed(co, ok, r) end
+    end
+  end
+end
+
+--- A connection around an open non-blocking stream socket (an Fd); host,
+-- port: the peer, when known.
+function M.new(loop, fd, cfg, host, port)
+  local c = setmetatable({ cfg = cfg, fd = fd, n = fd:fileno(), tok = 0, reg = false,
+    rr = true, rbuf = false, wq = false, st = false, rco = false, wco = false,
+    rdl = false, wdl = false, rdk = false, wdk = false, at = 0, seq = 0,
+    hi = false, dl = false, ph = false, pp = false }, Conn)
+  c.tok = loop:_token(c, on_event)
+  if host then c.ph, c.pp = host, port end
+  loop.nactive = loop.nactive + 1
+  if cfg.srv then
+    loop.nconns = loop.nconns + 1
+    local stats = cfg.stats
+    stats.active = stats.active + 1
+  end
+  return c
+end
+
+finalize = function(c)
+  c.st = "closed"
+  local cfg = c.cfg
+  local loop = cfg.loop
+  c.rco, c.wco = false, false
+  if c.hi then heap_remove(loop.heap, c) end
+  c.fd:close()  -- also leaves the epoll set
+  loop:_release(c.tok)
+  c.wq, c.rbuf = false, false
+  loop.nactive = loop.nactive - 1
+  if cfg.srv then
+    loop.nconns = loop.nconns - 1
+    local stats = cfg.stats
+    stats.active = stats.active - 1
+    loop:_conn_done()
+  end
+end
+
+-- A deadline came up (the connection is a heap node): time out the
+-- waiters whose deadline passed, queue the node again for the others.
+function Conn:_expire(loop, now)
+  if self.st == "closing" then
+    local dl = self.dl
+    if dl > now then
+      self.at = dl
+      heap_push(loop.heap, self)
+    else
+      finalize(self)
+    end
+    return
+  end
+  local rco, wco = self.rco, self.wco
+  local rdl = rco and self.rdl
+  local wdl = wco and self.wdl
+  local idle = false
+  if rdl and rdl <= now then
+    self.rco = false
+    idle = self.rdk
+  else
+    rco = false
+  end
+  if wdl and wdl <= now then
+    self.wco = false
+    idle = idle or self.wdk
+  else
+    wco = false
+  end
+  if idle then  -- no progress for idle_timeout: the connection is dropped
+    local other = self.rco or self.wco
+    finalize(self)
+    if other then loop:_schedule(other, "closed") end
+  else
+    local next = self.rco and self.rdl
+    local w = self.wco and self.wdl
+    if w and (not next or w < next) then next = w end
+    if next then  -- a deadline that moved later since it was queued
+      self.at = next
+      heap_push(loop.heap, self)
+    end
+  end
+  if rco then loop:_resume(rco, "timeout") end
+  if wco then loop:_resume(wco, "timeout") end
+end
+
+-- Reading -----------------------------------------------------------------
+
+local function check_count(n, fname)
+  if math_type(n) ~= "integer" or n < 1 then
+    bad(fname, 1, "positive integer expected, got " .. tostring(n))
+  end
+end
+
+--- Read up to max bytes (default: the read_size option): returns as soon
+-- as any are available. nil, "closed" at end of stream (or once the
+-- connection is closed); nil, "timeout" when the read timeout passes;
+-- nil, message, errno on a socket error.
+function Conn:read(max)
+  if max == nil then max = self.cfg.read_size else check_count(max, "read") end
+  local b = self.rbuf
+  if b then
+    if #b <= max then
+      self.rbuf = false
+      return b
+    end
+    self.rbuf = sub(b, max + 1)
+    return sub(b, 1, max)
+  end
+  if self.st then return nil, "closed" end
+  local fd = self.n
+  local dl, dk
+  while true do
+    local rr = self.rr
+    if rr then
+      local s, err, en = recv(fd, max)
+      if s then
+        if s == "" then return nil, "closed" end
+        -- a short read drained the socket: the next data brings an edge
+        if #s < max and rr == true then self.rr = false end
+        return s
+      end
+      if en ~= EAGAIN then return nil, err, en end
+      self.rr = false
+    end
+    if dl == nil then
+      local cfg = self.cfg
+      local t = cfg.read_timeout
+      if t or cfg.idle_timeout then dl, dk = deadline(self, t) else dl, dk = false, false end
+    end
+    local w = wait(self, false, dl, dk)
+    if w then return nil, w end
+    if self.st then return nil, "closed" end
+  end
+end
+
+--- Read exactly n bytes. On end of stream, timeout or error returns nil,
+-- reason and keeps what arrived for the next read.
+function Conn:readn(n)
+  if math_type(n) ~= "integer" or n < 0 then
+    bad("readn", 1, "non-negative integer expected, got " .. tostring(n), 3)
+  end
+  local b = self.rbuf
+  if b and #b >= n then
+    if #b == n then self.rbuf = false else self.rbuf = sub(b, n + 1) end
+    return sub(b, 1, n)
+  end
+  if n == 0 then return "" end
+  local parts, got = {}, 0
+  if b then
+    parts[1], got = b, #b
+    self.rbuf = false
+  end
+  local chunk = self.cfg.read_size
+  while got < n do
+    local s, err, en = self:read(min(n - got, chunk > 65536 and chunk or 65536))
+    if not s then
+      if got > 0 then self.rbuf = concat(parts) end
+      return nil, err, en
+    end
+    parts[#parts + 1] = s
+    got = got + #s
+  end
+  return concat(parts)
+end
+
+--- Read a line; returns it without the "\n" (and a "\r" before it).
+-- max (default: the max_line option) bounds the line: a longer one gives
+-- nil, "line too long" (the data stays buffered; close the connection).
+-- At end of stream a partial line stays buffered: nil, "closed".
+function Conn:readline(max)
+  if max == nil then max = self.cfg.max_line else check_count(max, "readline") end
+  local b = self.rbuf or ""
+  local start = 1
+  local chunk = self.cfg.read_size
+  while true do
+    local i = find(b, "\n", start, true)
+    if i then
+      local j = i - 1
+      if j > 0 and byte(b, j) == 13 then j = j - 1 end
+      if j > max then
+        self.rbuf = b
+        return nil, "line too long"
+      end
+      self.rbuf = i < #b and sub(b, i + 1) or false
+      return sub(b, 1, j)
+    end
+    if #b > max then
+      self.rbuf = b
+      return nil, "line too long"
+    end
+    start = #b + 1
+    self.rbuf = false
+    local s, err, en = self:read(chunk)
+    if not s then
+      if #b > 0 and not self.st then self.rbuf = b end
+      return nil, err, en
+    end
+    b = b .. s
+  end
+end
+
+-- Writing -----------------------------------------------------------------
+
+local function write_slow(c, s, i)
+  local len = #s
+  local cfg = c.cfg
+  local hwm = cfg.hwm
+  local dl, dk
+  while true do
+    local q = c.wq
+    if q and q.n > 0 then
+      local ok, err, en = flush(c, q)
+      if not ok then
+        drop_queue(q, err)
+        return nil, err, en
+      end
+    end
+    local queued = q and q.n or 0
+    if queued == 0 and i <= len then
+      local n, err, en = send(c.n, s, i)
+      if n then
+        i = i + n
+      elseif en ~= EAGAIN then
+        return nil, err, en
+      end
+    end
+    if i > len then return true end
+    if queued + len - i + 1 <= hwm then
+      enqueue(c, s, i)
+      return true
+    end
+    if dl == nil then dl, dk = deadline(c, cfg.write_timeout) end
+    local w = wait(c, true, dl, dk)
+    if w then return nil, w end
+    if c.st then return nil, "closed" end
+  end
+end
+
+--- Write s. Returns true once s is sent or queued; queued output never
+-- exceeds the hwm option: above it write waits until the peer drains it.
+-- nil, "closed" / "timeout" / message, errno on failure.
+function Conn:write(s)
+  if type(s) ~= "string" then
+    if type(s) == "number" then s = tostring(s) else
+      bad("write", 1, "string expected, got " .. type(s))
+    end
+  end
+  if self.st then return nil, "closed" end
+  local q = self.wq
+  if q then
+    if q.err then return nil, q.err end
+    if q.n > 0 then return write_slow(self, s, 1) end
+  end
+  local len = #s
+  if len == 0 then return true end
+  local n, err, en = send(self.n, s)
+  if n == len then return true end
+  if n then return write_slow(self, s, n + 1) end
+  if en == EAGAIN then return write_slow(self, s, 1) end
+  return nil, err, en
+end
+
+--- Wait until every queued byte is handed to the kernel.
+function Conn:flush()
+  local dl, dk
+  while true do
+    if self.st == "closed" then return nil, "closed" end
+    local q = self.wq
+    if not q then return true end
+    if q.err then return nil, q.err end
+    if q.n == 0 then return true end
+    local ok, err, en = flush(self, q)
+    if not ok then
+      drop_queue(q, err)
+      return nil, err, en
+    end
+    if q.n == 0 then return true end
+    if dl == nil then dl, dk = deadline(self, self.cfg.write_timeout) end
+    local w = wait(self, true, dl, dk)
+    if w then return nil, w end
+  end
+end
+
+--- Bytes queued and not yet accepted by the kernel.
+function Conn:pending()
+  local q = self.wq
+  return q and q.n or 0
+end
+
+-- Closing -----------------------------------------------------------------
+
+--- Shut down one direction: "w" (default: flush, then send FIN), "r" or
+-- "rw".
+function Conn:shutdown(how)
+  how = how or "w"
+  if how ~= "r" and how ~= "w" and how ~= "rw" then
+    bad("shutdown", 1, "'r', 'w' or 'rw' expected, got " .. tostring(how))
+  end
+  if self.st then return nil, "closed" end
+  if how ~= "r" then
+    local ok, err, en = self:flush()
+    if not ok then return nil, err, en end
+  end
+  return net.shutdown(self.fd, how)
+end
+
+--- Close the connection. Queued output is still flushed in the background
+-- (up to the linger option) unless force is true. A coroutine waiting on
+-- this connection gets nil, "closed". Idempotent; returns true.
+function Conn:close(force)
+  local st = self.st
+  if st == "closed" then return true end
+  local loop = self.cfg.loop
+  local co = self.rco
+  if co then
+    self.rco = false
+    loop:_schedule(co, "closed")
+  end
+  co = self.wco
+  if co then
+    self.wco = false
+    loop:_schedule(co, "closed")
+  end
+  self.rbuf = false
+  local q = self.wq
+  if not force and not st and q and q.n > 0 and not q.err and self.reg then
+    self.st = "closing"
+    local dl = loop.now + self.cfg.linger
+    self.dl = dl
+    if not self.hi then
+      self.at = dl
+      heap_push(loop.heap, self)
+    elseif dl < self.at then
+      self.at = dl
+      heap_update(loop.heap, self)
+    end
+    return true
+  end
+  finalize(self)
+  return true
+end
+
+--- Whether close() was called (or the connection was dropped).
+function Conn:closed()
+  return self.st and true or false
+end
+
+-- Information and options -------------------------------------------------
+
+--- The peer's address: host, port (or the unix path; "" for an unbound
+-- unix client). Known from accept/connect, so it survives the peer.
+function Conn:peer()
+  local h = self.ph
+  if h then return h, self.pp or nil end
+  if self.st == "closed" then return nil, "closed" end
+  local p, err
+  h, p, err = net.getpeername(self.fd)
+  if not h then return nil, p, err end
+  self.ph, self.pp = h, p or false
+  return h, p
+end
+
+--- The local address: host, port (or the unix path).
+function Conn:sockname()
+  if self.st == "closed" then return nil, "closed" end
+  return net.getsockname(self.fd)
+end
+
+--- The socket's fd number (-1 once closed).
+function Conn:fileno()
+  if self.st == "closed" then return -1 end
+  return self.fd:fileno()
+end
+Conn.getfd = Conn.fileno
+
+--- Set a socket option (net.setsockopt names: "nodelay", "keepalive", ...).
+function Conn:setoption(name, value)
+  if self.st == "closed" then return nil, "closed" end
+  return net.setsockopt(self.fd, name, value)
+end
+
+local TIMEOUTS = { read = "read_timeout", write = "write_timeout",
+  idle = "idle_timeout" }
+
+--- Change this connection's timeouts: t = {read = s, write = s, idle = s}
+-- (false: none). Options not named keep their value. Applies to the next
+-- wait.
+function Conn:set_timeouts(t)
+  if type(t) ~= "table" then bad("set_timeouts", 1, "table expected, got " .. type(t)) end
+  local cfg = {}
+  for k, v in pairs(self.cfg) do cfg[k] = v end
+  for k, v in pairs(t) do
+    local name = TIMEOUTS[k]
+    if not name then bad("set_timeouts", 1, "unknown timeout '" .. tostring(k) .. "'") end
+    if v ~= false and (type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge) then
+      bad("set_timeouts", 1, "timeout '" .. k .. "' must be a positive number or false")
+    end
+    cfg[name] = v
+  end
+  self.cfg = cfg
+  return true
+end
+
+--- The current timeouts: {read = s|false, write = s|false, idle = s|false}.
+function Conn:timeouts()
+  local cfg = self.cfg
+  return { read = cfg.read_timeout, write = cfg.write_timeout,
+    idle = cfg.idle_timeout }
+end
+
+function Conn:__tostring()
+  if self.st == "closed" then return "lepoll.Conn (closed)" end
+  return "lepoll.Conn (fd " .. self.fd:fileno() .. ")"
+end
+
+-- Running handlers and outbound connections -------------------------------
+
+--- The body of an accepted connection's coroutine.
+function M.main(c, handler)
+  local ok, err = xpcall(handler, msgh, c)
+  if not ok then
+    local host, port = c:peer()
+    log(("handler failed (peer %s%s): %s"):format(tostring(host),
+      port and ":" .. port or "", tostring(err)))
+  end
+  c:close()
+end
+
+local function family_of(host)
+  if host:find(":", 1, true) then return net.INET6 end
+  return net.INET
+end
+
+--- Connect to host, port (or a unix path) from a coroutine. opts: a number
+-- (the connect timeout, seconds) or a table {timeout = s, nodelay = bool,
+-- and the connection options}. Returns a connection or nil, message,
+-- errno ("timeout" on timeout).
+function M.connect(loop, host, port, opts)
+  if type(host) ~= "string" then bad("connect", 1, "string expected, got " .. type(host)) end
+  local path
+  if port == nil or type(port) == "table" then
+    if type(port) == "table" then opts = port end
+    path = host
+  elseif math_type(port) ~= "integer" or port < 0 or port > 65535 then
+    bad("connect", 2, "port 0..65535 expected, got " .. tostring(port))
+  end
+  local timeout
+  if type(opts) == "number" then
+    timeout, opts = opts, nil
+  elseif opts ~= nil and type(opts) ~= "table" then
+    bad("connect", 3, "number or table expected, got " .. type(opts))
+  end
+  if opts then timeout = opts.timeout end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
+    bad("connect", 3, "timeout must be a positive number")
+  end
+  local _, main = co_running()
+  if main then
+    error("lepoll.connect must be called from a coroutine (a connection handler"
+      .. " or lepoll.spawn)", 3)
+  end
+  local cfg
+  if opts then
+    cfg = M.config(loop, opts, false, "connect")
+  else
+    cfg = loop.ccfg
+    if not cfg then
+      cfg = M.config(loop, {}, false, "connect")
+      loop.ccfg = cfg
+    end
+  end
+  local fd, err, en = net.socket(path and net.UNIX or family_of(host), net.STREAM,
+    net.NONBLOCK | net.CLOEXEC)
+  if not fd then return nil, err, en end
+  local c = M.new(loop, fd, cfg, host, port or false)
+  local ok
+  if path then
+    ok, err, en = net.connect(fd, path)
+  else
+    ok, err, en = net.connect(fd, host, port)
+  end
+  if not ok then
+    local errno = net.errno
+    if en ~= errno.EINPROGRESS and en ~= errno.EINTR and en ~= EAGAIN then
+      finalize(c)
+      return nil, err, en
+    end
+    c.rr = false
+    local w = wait(c, true, timeout and loop.now + timeout or false, false)
+    if w then
+      c:close(true)
+      return nil, w
+    end
+    local soerr = net.getsockopt(fd, "error")
+    if soerr ~= 0 then
+      finalize(c)
+      return nil, M.strerror(soerr), soerr
+    end
+  end
+  if opts and opts.nodelay then net.setsockopt(fd, "nodelay", true) end
+  return c
+end
+
+local errnames
+--- A message for an errno number (its E-name: C holds the strerror texts).
+function M.strerror(en)
+  if not errnames then
+    errnames = {}
+    for k, v in pairs(net.errno) do errnames[v] = k end
+  end
+  return "connect failed: " .. (errnames[en] or ("errno " .. tostring(en)))
+end
+
+return M

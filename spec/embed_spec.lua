@@ -1,0 +1,308 @@
+-- Embedding lepoll in C: make install into a temporary prefix, then C
+-- programs built against the installed header and libraries through
+-- pkg-config lepoll, and examples/embed (a C epoll loop nesting lepoll's).
+local process = require "support.process"
+local net = require "lepoll.net"
+local lio = require "lepoll.io"
+local epoll = require "lepoll.epoll"
+
+local sh = process.shquote
+local BUILD = os.getenv("LEPOLL_BUILD") or "build"
+local SANITIZED = os.getenv("LEPOLL_SANITIZED")
+local VALGRIND = SANITIZED == "valgrind"
+  and "valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
+-- What make check-asan builds with: the programs here link the same way.
+local SANFLAGS = SANITIZED == "asan" and "-fsanitize=address,undefined -fno-sanitize-recover=all"
+  or ""
+local MAKEVARS = "BUILD=" .. sh(BUILD) .. (SANITIZED == "asan"
+  and " OPT=" .. sh("-O1 -g -fno-omit-frame-pointer") .. " SANFLAGS=" .. sh(SANFLAGS) or "")
+local WAIT_MS = VALGRIND and 60000 or 10000
+
+-- Builds run without the sanitizer preload (cc and make are not
+-- instrumented) and outside the make that runs the specs.
+local BUILD_ENV = "env -u LD_PRELOAD -u MAKEFLAGS -u MFLAGS -u MAKELEVEL"
+
+-- How programs built here run: under valgrind, or with leak detection on
+-- under ASan (only for that program: the uninstrumented tools around it
+-- would report their own leaks).
+local function wrap(env)
+  local parts = { "env -u LUA_INIT -u LUA_INIT_5_4" }
+  for _, kv in ipairs(env or {}) do parts[#parts + 1] = sh(kv) end
+  if SANITIZED == "asan" then parts[#parts + 1] = "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" end
+  if VALGRIND then parts[#parts + 1] = VALGRIND end
+  return table.concat(parts, " ")
+end
+
+local function readfile(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function writefile(path, text)
+  local f = assert(io.open(path, "w"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+local function exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Run a shell command to the end: stdout+stderr, exit code.
+local function shell(cmd, limit)
+  local p = process.spawn("sh -c " .. sh(cmd .. " 2>&1"), { limit = limit or 120 })
+  local out, _, code = p:wait()
+  p:close()
+  return out, code
+end
+
+local function check(cmd, limit)
+  local out, code = shell(cmd, limit)
+  assert(code == 0, cmd .. "\nexit " .. tostring(code) .. ":\n" .. out)
+  return out
+end
+
+-- Everything the server at 127.0.0.1:port sends until it closes.
+local function fetch(port)
+  local c = assert(net.socket(net.INET, net.STREAM))
+  local ep = assert(epoll.create())
+  local ok, res = pcall(function()
+    local evs = epoll.events(1)
+    assert(net.connect(c, "127.0.0.1", port))
+    assert(ep:add(c, 1, epoll.IN))
+    local got = {}
+    while true do
+      assert(assert(ep:wait(evs, WAIT_MS)) == 1, "no reply in time")
+      local s = assert(lio.read(c, 4096))
+      if s == "" then break end
+      got[#got + 1] = s
+    end
+    return table.concat(got)
+  end)
+  ep:close()
+  c:close()
+  assert(ok, res)
+  return res
+end
+
+local TEST_C = [[
+/* Built by spec/embed_spec.lua against the installed lepoll. */
+#include <stdio.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <lepoll.h>
+
+#if LEPOLL_VERSION_NUM != 100 || LEPOLL_VERSION_MAJOR != 0
+#error "unexpected LEPOLL_VERSION_NUM"
+#endif
+
+static const char script[] =
+  "local epoll, lio = require 'lepoll.epoll', require 'lepoll.io'\n"
+  "local r, w = assert(lio.pipe())\n"
+  "local rc <close> = r\n"
+  "local wc <close> = w\n"
+  "local ep <close> = assert(epoll.create())\n"
+  "local evs = epoll.events(2)\n"
+  "assert(ep:add(r, 42, epoll.IN))\n"
+  "assert(lio.write(w, 'through a pipe') == 14)\n"
+  "assert(ep:wait(evs, 1000) == 1)\n"
+  "local data = evs:get(1)\n"
+  "local names = {}\n"
+  "for name in pairs(package.preload) do names[#names + 1] = name end\n"
+  "table.sort(names)\n"
+  "print(data, lio.read(r, 100), table.concat(names, ' '))\n";
+
+int main(void) {
+  int ok;
+  lua_State *L = luaL_newstate();
+  if (L == NULL)
+    return 2;
+  luaL_openlibs(L);
+  lua_pushcfunction(L, lepoll_openlibs);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+    return 3;
+  luaL_requiref(L, "lepoll.net", luaopen_lepoll_net, 0);
+  lua_pop(L, 1);
+  printf("%s\n", LEPOLL_VERSION);
+  ok = luaL_dostring(L, script) == LUA_OK;
+  if (!ok)
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  lua_close(L);
+  return ok ? 0 : 1;
+}
+]]
+
+describe("embedding", function()
+  local prefix, work, pcpath, rpath, nothing
+
+  lazy_setup(function()
+    local t = os.tmpname()
+    assert(os.remove(t))
+    prefix, work = t .. "/prefix", t .. "/work"
+    assert(os.execute("mkdir -p " .. sh(prefix) .. " " .. sh(work) .. " " .. sh(t .. "/empty")))
+    pcpath = "PKG_CONFIG_PATH=" .. sh(prefix .. "/lib/pkgconfig") .. "; export PKG_CONFIG_PATH;"
+    rpath = "-Wl,-rpath," .. prefix .. "/lib"
+    nothing = { "LUA_PATH=" .. t .. "/empty/?.lua", "LUA_CPATH=" .. t .. "/empty/?.so",
+      "LUA_PATH_5_4=" .. t .. "/empty/?.lua", "LUA_CPATH_5_4=" .. t .. "/empty/?.so" }
+  end)
+
+  lazy_teardown(function()
+    if prefix then os.execute("rm -rf " .. sh(prefix:match("^(.*)/prefix$"))) end
+  end)
+
+  describe("make install", function()
+    it("installs program, libraries, header, lepoll.pc and the modules", function()
+      check(BUILD_ENV .. " make -s " .. MAKEVARS .. " install PREFIX=" .. sh(prefix), 600)
+      for _, f in ipairs({ "bin/lepoll", "lib/liblepoll.a", "lib/liblepoll.so",
+        "lib/liblepoll.so.0", "lib/liblepoll.so.0.1.0", "include/lepoll.h",
+        "lib/pkgconfig/lepoll.pc", "lib/lua/5.4/lepoll/epoll.so",
+        "lib/lua/5.4/lepoll/net.so", "lib/lua/5.4/lepoll/io.so" }) do
+        assert.is_true(exists(prefix .. "/" .. f), f .. " not installed")
+      end
+      assert.equal(readfile("csrc/lepoll.h"), readfile(prefix .. "/include/lepoll.h"))
+      assert.equal("0.1.0\n", check(pcpath .. " pkg-config --modversion lepoll"))
+      local flags = check(pcpath .. " pkg-config --cflags --libs lepoll")
+      assert.matches("%-I" .. prefix:gsub("%p", "%%%0") .. "/include", flags)
+      assert.matches("%-llepoll", flags)
+      assert.matches("%-llua5%.4", flags)
+    end)
+
+    it("exports only luaopen_* and lepoll_openlibs from the shared library", function()
+      local syms = check("nm -D --defined-only " .. sh(prefix .. "/lib/liblepoll.so")
+        .. " | awk '$2 == \"T\" { print $3 }' | sort")
+      assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_io\n"
+        .. "luaopen_lepoll_net\n", syms)
+    end)
+
+    it("installs a program that runs with nothing else installed", function()
+      local script = work .. "/loaded.lua"
+      writefile(script, "print(require('lepoll.epoll') ~= nil, #arg, ...)")
+      local out = check(wrap(nothing) .. " " .. sh(prefix .. "/bin/lepoll") .. " "
+        .. sh(script) .. " x </dev/null")
+      assert.equal("true\t1\tx\n", out)
+    end)
+  end)
+
+  describe("a C program built with pkg-config lepoll", function()
+    local expect_preload = "lepoll.epoll lepoll.io lepoll.net"
+
+    lazy_setup(function()
+      local names = {}
+      local ls = assert(io.popen("ls lua/lepoll/*.lua 2>/dev/null"))
+      for path in ls:lines() do
+        local base = path:match("([^/]+)%.lua$")
+        names[#names + 1] = base == "init" and "lepoll" or "lepoll." .. base
+      end
+      ls:close()
+      for _, n in ipairs({ "lepoll.epoll", "lepoll.io", "lepoll.net" }) do names[#names + 1] = n end
+      table.sort(names)
+      expect_preload = table.concat(names, " ")
+      writefile(work .. "/test.c", TEST_C)
+    end)
+
+    it("links the shared library and opens every module", function()
+      check(pcpath .. " " .. BUILD_ENV .. " cc -std=c11 -Wall -Wextra -Werror " .. SANFLAGS
+        .. " -o " .. sh(work .. "/test-shared") .. " " .. sh(work .. "/test.c")
+        .. " $(pkg-config --cflags --libs lepoll) " .. rpath)
+      assert.matches("liblepoll%.so%.0 => " .. prefix:gsub("%p", "%%%0"),
+        check(BUILD_ENV .. " ldd " .. sh(work .. "/test-shared")))
+      local out = check(wrap(nothing) .. " " .. sh(work .. "/test-shared"))
+      assert.equal("0.1.0\n42\tthrough a pipe\t" .. expect_preload .. "\n", out)
+    end)
+
+    it("links the static library", function()
+      check(pcpath .. " " .. BUILD_ENV .. " cc -std=c11 -Wall -Wextra -Werror " .. SANFLAGS
+        .. " -o " .. sh(work .. "/test-static") .. " " .. sh(work .. "/test.c")
+        .. " $(pkg-config --cflags lepoll) " .. sh(prefix .. "/lib/liblepoll.a")
+        .. " $(pkg-config --libs lua5.4) -lm")
+      assert.is_nil(check(BUILD_ENV .. " ldd " .. sh(work .. "/test-static")):find("liblepoll"))
+      local out = check(wrap(nothing) .. " " .. sh(work .. "/test-static"))
+      assert.equal("0.1.0\n42\tthrough a pipe\t" .. expect_preload .. "\n", out)
+    end)
+  end)
+
+  describe("examples/embed", function()
+    local embed
+
+    lazy_setup(function()
+      embed = work .. "/embed"
+      check(pcpath .. " " .. BUILD_ENV .. " make -s -C examples/embed EMBED=" .. sh(embed)
+        .. " CFLAGS=" .. sh("-O1 -g -std=c11 -Wall -Wextra -Werror " .. SANFLAGS)
+        .. " LDFLAGS=" .. sh(rpath))
+    end)
+
+    local function start(args)
+      local parts = { wrap(nothing), sh(embed) }
+      for _, a in ipairs(args) do parts[#parts + 1] = sh(a) end
+      return process.spawn(table.concat(parts, " ") .. " </dev/null")
+    end
+
+    local function counters(rest)
+      local t, m, s = rest:match("ticks=(%d+) timer=(%d+) served=(%d+)\n$")
+      assert(t, "no counters in: " .. rest)
+      return tonumber(t), tonumber(m), tonumber(s)
+    end
+
+    it("runs both loops: C ticks, Lua timers, hello clients; ends on SIGTERM", function()
+      if not exists("lua/lepoll/init.lua") then
+        pending("the framework (lua/lepoll/init.lua) is not there yet")
+        return
+      end
+      local p = start({ "-t", "120", "examples/embed/app.lua", "0", "127.0.0.1" })
+      finally(function() p:close() end)
+      local line = p:line() or ""
+      local port = tonumber(line:match("^listening on 127%.0%.0%.1:(%d+)$"))
+      assert(port, "got " .. line .. "\n" .. p:stderr())
+      -- the Lua timer reports the C tick count it sees: both loops advance
+      local last = -1
+      for i = 1, 3 do
+        local n, ticks = (p:line() or ""):match("^timer (%d+) ticks (%d+)$")
+        assert.equal(i, tonumber(n))
+        assert.is_true(tonumber(ticks) > last)
+        last = tonumber(ticks)
+      end
+      for _ = 1, 3 do assert.equal("hello\n", fetch(port)) end
+      assert.is_true(p:kill("TERM"))
+      local rest, how, code = p:wait()
+      local ticks, timers, served = counters(rest)
+      assert.is_true(ticks >= last)
+      assert.is_true(timers >= 3)
+      assert.equal(3, served)
+      assert.equal("exit", how)
+      assert.equal(0, code)
+    end)
+
+    it("ends by itself after -t seconds", function()
+      if not exists("lua/lepoll/init.lua") then
+        pending("the framework (lua/lepoll/init.lua) is not there yet")
+        return
+      end
+      local p = start({ "-t", "0.3", "examples/embed/app.lua", "0", "127.0.0.1" })
+      finally(function() p:close() end)
+      assert.matches("^listening on ", p:line() or "")
+      local rest, how, code = p:wait()
+      local ticks = counters(rest)
+      assert.is_true(ticks >= 1)
+      assert.equal("exit", how)
+      assert.equal(0, code)
+    end)
+
+    it("reports a failing script and exits 1", function()
+      local script = work .. "/bad.lua"
+      writefile(script, "host.count('no such counter')")
+      local p = start({ script })
+      finally(function() p:close() end)
+      local rest, how, code = p:wait()
+      assert.equal("", rest)
+      assert.matches("bad argument #1 to 'count' %(invalid option 'no such counter'%)", p:stderr())
+      assert.equal("exit", how)
+      assert.equal(1, code)
+    end)
+  end)
+end)

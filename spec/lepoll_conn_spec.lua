@@ -1,0 +1,487 @@
+-- lepoll framework: connections (read, readline, readn, write with a
+-- bounded buffer, flush, shutdown, close, timeouts, failing handlers),
+-- with real clients over loopback in the same process.
+local lepoll = require "lepoll"
+local net = require "lepoll.net"
+
+-- Run fn(loop) in a coroutine on a fresh loop until it returns; errors
+-- (assertion failures included) come back out. Bounded by `limit` seconds.
+local function with_loop(fn, limit)
+  local loop = lepoll.loop()
+  local done, err = false, nil
+  loop:spawn(function()
+    local ok, e = xpcall(fn, debug.traceback, loop)
+    done = true
+    if not ok then err = e end
+    loop:stop()
+  end)
+  local guard = loop:after(limit or 5, function()
+    err = err or "timed out"
+    loop:stop()
+  end)
+  if not done then loop:run() end
+  guard:cancel()
+  loop:close()
+  if err then error(err, 0) end
+end
+
+local function echo_handler(conn)
+  while true do
+    local data = conn:read()
+    if not data or not conn:write(data) then return end
+  end
+end
+
+local function serve(loop, handler, opts)
+  opts = opts or {}
+  opts.port = 0
+  local server = assert(loop:listen(opts, handler))
+  local _, port = server:address()
+  return server, port
+end
+
+describe("conn:read", function()
+  it("returns what arrived, up to n bytes, then nil, 'closed' at EOF", function()
+    with_loop(function(loop)
+      local got = {}
+      local server, port = serve(loop, function(conn)
+        got[#got + 1] = conn:read(3)
+        got[#got + 1] = conn:read(100)
+        local a, b = conn:read()
+        got[#got + 1] = { a, b }
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      assert(c:write("abcdef"))
+      loop:sleep(0.05)
+      c:close()
+      loop:sleep(0.05)
+      server:close()
+      assert.equal("abc", got[1])
+      assert.equal("def", got[2])
+      assert.same({ nil, "closed" }, got[3])
+    end)
+  end)
+
+  it("raises on a bad count", function()
+    with_loop(function(loop)
+      local errs = {}
+      local server, port = serve(loop, function(conn)
+        for _, v in ipairs({ 0, -1, 1.5, "x", true }) do
+          local ok, e = pcall(conn.read, conn, v)
+          errs[#errs + 1] = not ok and e:match("bad argument #1 to 'read'") ~= nil
+        end
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      assert.same({ nil, "closed" }, { c:read() })
+      c:close()
+      server:close()
+      assert.same({ true, true, true, true, true }, errs)
+    end)
+  end)
+
+  it("must be called from a coroutine", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    local server = assert(loop:listen({ port = 0 }, function() end))
+    local _, port = server:address()
+    local s = assert(net.socket(net.INET, net.STREAM))
+    finally(function() s:close() end)
+    assert(net.connect(s, "127.0.0.1", port))
+    assert.error_matches(function() loop:connect("127.0.0.1", port) end,
+      "must be called from a coroutine")
+  end)
+end)
+
+describe("conn:readline", function()
+  it("splits lines, strips \\n and \\r\\n, keeps the rest for read", function()
+    with_loop(function(loop)
+      local got = {}
+      local server, port = serve(loop, function(conn)
+        for _ = 1, 3 do got[#got + 1] = conn:readline() end
+        got[#got + 1] = conn:read()
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      assert(c:write("one\r\ntw"))
+      loop:sleep(0.02)
+      assert(c:write("o\n\nrest"))
+      loop:sleep(0.05)
+      c:close()
+      server:close()
+      assert.same({ "one", "two", "", "rest" }, got)
+    end)
+  end)
+
+  it("bounds the line: nil, 'line too long' past max", function()
+    with_loop(function(loop)
+      local r
+      local server, port = serve(loop, function(conn)
+        r = { conn:readline(100) }
+        local ok = conn:write("bye\n")
+        assert(ok)
+      end, { max_line = 1000 })
+      local c = assert(loop:connect("127.0.0.1", port))
+      c:write(string.rep("x", 5000))
+      assert.equal("bye", c:readline())
+      c:close()
+      server:close()
+      assert.same({ nil, "line too long" }, r)
+    end)
+  end)
+
+  it("returns nil, 'closed' on a partial line at EOF", function()
+    with_loop(function(loop)
+      local r
+      local server, port = serve(loop, function(conn) r = { conn:readline() } end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      c:write("partial")
+      c:shutdown("w")
+      assert.same({ nil, "closed" }, { c:read() })
+      c:close()
+      server:close()
+      assert.same({ nil, "closed" }, r)
+    end)
+  end)
+end)
+
+describe("conn:readn", function()
+  it("waits for exactly n bytes", function()
+    with_loop(function(loop)
+      local r
+      local server, port = serve(loop, function(conn) r = conn:readn(100000) end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      for _ = 1, 10 do
+        assert(c:write(string.rep("y", 10000)))
+        loop:sleep(0.001)
+      end
+      c:read()
+      c:close()
+      server:close()
+      assert.equal(string.rep("y", 100000), r)
+    end)
+  end)
+end)
+
+describe("conn:write", function()
+  it("echoes 16 MiB intact", function()
+    with_loop(function(loop)
+      local server, port = serve(loop, echo_handler)
+      local c = assert(loop:connect("127.0.0.1", port))
+      local N = 16 * 1024 * 1024
+      local payload = {}
+      for i = 1, 256 do payload[i] = string.rep(string.char(i % 256), 65536) end
+      payload = table.concat(payload)
+      loop:spawn(function()
+        assert(c:write(payload))
+        assert(c:shutdown("w"))
+      end)
+      local parts, got = {}, 0
+      while true do
+        local s = c:read(65536)
+        if not s then break end
+        parts[#parts + 1] = s
+        got = got + #s
+      end
+      assert.equal(N, got)
+      assert.is_true(table.concat(parts) == payload)
+      c:close()
+      server:close()
+      assert.is_true(server:stats().max_queued <= 65536)
+    end, 20)
+  end)
+
+  it("never buffers past the high-water mark with a slow reader", function()
+    with_loop(function(loop)
+      local hwm = 32768
+      local wrote
+      local server, port = serve(loop, function(conn)
+        assert(conn:setoption("sndbuf", 8192))  -- the kernel holds little
+        local chunk = string.rep("z", 10000)
+        local queued = 0
+        for _ = 1, 400 do  -- 4 MB
+          assert(conn:write(chunk))
+          if conn:pending() > queued then queued = conn:pending() end
+          assert.is_true(conn:pending() <= hwm)
+        end
+        wrote = true
+      end, { hwm = hwm })
+      local c = assert(loop:connect("127.0.0.1", port))
+      local got = 0
+      while true do
+        local s = c:read(4096)
+        if not s then break end
+        got = got + #s
+        if got % 65536 < 4096 then loop:sleep(0.001) end  -- a slow reader
+      end
+      assert.equal(4000000, got)
+      assert.is_true(wrote)
+      local st = server:stats()
+      assert.is_true(st.max_queued > 0, "the buffer was used")
+      assert.is_true(st.max_queued <= hwm)
+      c:close()
+      server:close()
+    end, 20)
+  end)
+
+  it("returns an error when the peer resets mid-write", function()
+    with_loop(function(loop)
+      local result
+      local server, port = serve(loop, function(conn)
+        local chunk = string.rep("r", 65536)
+        for _ = 1, 1000 do
+          local ok, err = conn:write(chunk)
+          if not ok then
+            result = err
+            return
+          end
+        end
+        result = "wrote everything"
+      end)
+      -- a raw client that reads a little, then resets (SO_LINGER 0)
+      local c = assert(loop:connect("127.0.0.1", port))
+      assert(c:read(1000))
+      assert(c:setoption("linger", 0))
+      c:close(true)
+      for _ = 1, 100 do
+        if result then break end
+        loop:sleep(0.01)
+      end
+      assert.is_string(result)
+      assert.not_equal("wrote everything", result)
+      assert.equal(0, server:stats().active)
+      server:close()
+    end)
+  end)
+
+  it("accepts numbers, raises on other types", function()
+    with_loop(function(loop)
+      local errs
+      local server, port = serve(loop, function(conn)
+        assert(conn:write(42))
+        errs = { pcall(conn.write, conn, {}) }
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      assert.equal("42", c:read())
+      c:close()
+      server:close()
+      assert.is_false(errs[1])
+      assert.matches("bad argument #1 to 'write'", errs[2])
+    end)
+  end)
+end)
+
+describe("conn:close and handler return", function()
+  it("flushes queued output before the socket closes", function()
+    with_loop(function(loop)
+      local server, port = serve(loop, function(conn)
+        assert(conn:write(string.rep("q", 1000000)))
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      local got = 0
+      while true do
+        local s = c:read(65536)
+        if not s then break end
+        got = got + #s
+      end
+      assert.equal(1000000, got)
+      c:close()
+      server:close()
+    end)
+  end)
+
+  it("wakes a coroutine waiting on the connection with nil, 'closed'", function()
+    with_loop(function(loop)
+      local server, port = serve(loop, function(conn) conn:read() end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      local r
+      loop:spawn(function() r = { c:read() } end)
+      c:close()
+      loop:sleep(0)
+      loop:sleep(0)
+      assert.same({ nil, "closed" }, r)
+      assert.same({ nil, "closed" }, { c:write("x") })
+      assert.is_true(c:close())  -- idempotent
+      server:close()
+    end)
+  end)
+
+  it("logs a raising handler and closes only its connection", function()
+    local messages = {}
+    local old = lepoll.set_logger(function(m) messages[#messages + 1] = m end)
+    finally(function() lepoll.set_logger(old) end)
+    with_loop(function(loop)
+      local server, port = serve(loop, function(conn)
+        local line = conn:readline()
+        if line == "boom" then error("handler exploded") end
+        conn:write("ok " .. line .. "\n")
+        conn:write((conn:readline() or "?") .. "\n")
+      end)
+      local good = assert(loop:connect("127.0.0.1", port))
+      local bad = assert(loop:connect("127.0.0.1", port))
+      good:write("a\n")
+      assert.equal("ok a", good:readline())
+      bad:write("boom\n")
+      assert.same({ nil, "closed" }, { bad:read() })
+      good:write("still here\n")
+      assert.equal("still here", good:readline())
+      good:close()
+      bad:close()
+      server:close()
+    end)
+    assert.equal(1, #messages)
+    assert.matches("handler exploded", messages[1])
+    assert.matches("traceback", messages[1])
+  end)
+end)
+
+describe("timeouts", function()
+  it("closes an idle connection", function()
+    with_loop(function(loop)
+      local r
+      local server, port = serve(loop, function(conn) r = { conn:read() } end,
+        { idle_timeout = 0.1 })
+      local c = assert(loop:connect("127.0.0.1", port))
+      local t0 = lepoll.now()
+      assert.same({ nil, "closed" }, { c:read() })
+      local dt = lepoll.now() - t0
+      assert.is_true(dt >= 0.09 and dt < 1, "closed after " .. dt)
+      assert.same({ nil, "timeout" }, r)
+      c:close()
+      server:close()
+    end)
+  end)
+
+  it("times out one read and keeps the connection", function()
+    with_loop(function(loop)
+      local r1, r2
+      local server, port = serve(loop, function(conn)
+        r1 = { conn:read() }
+        conn:set_timeouts({ read = false })
+        r2 = conn:read()
+        conn:write("got " .. r2)
+      end, { read_timeout = 0.05 })
+      local c = assert(loop:connect("127.0.0.1", port))
+      loop:sleep(0.15)
+      c:write("late")
+      assert.equal("got late", c:read())
+      c:close()
+      server:close()
+      assert.same({ nil, "timeout" }, r1)
+    end)
+  end)
+
+  it("times out a write to a peer that never reads", function()
+    with_loop(function(loop)
+      local r
+      local server, port = serve(loop, function(conn)
+        local chunk = string.rep("w", 65536)
+        for _ = 1, 10000 do
+          local ok, err = conn:write(chunk)
+          if not ok then
+            r = err
+            return
+          end
+        end
+      end, { write_timeout = 0.1 })
+      local c = assert(loop:connect("127.0.0.1", port))
+      for _ = 1, 200 do
+        if r then break end
+        loop:sleep(0.01)
+      end
+      assert.equal("timeout", r)
+      c:close()
+      server:close()
+    end)
+  end)
+
+  it("set_timeouts changes one connection", function()
+    with_loop(function(loop)
+      local r
+      local server, port = serve(loop, function(conn)
+        conn:set_timeouts({ read = 0.05 })
+        assert.same({ read = 0.05, write = false, idle = false }, conn:timeouts())
+        r = { conn:read() }
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      assert.same({ nil, "closed" }, { c:read() })
+      c:close()
+      server:close()
+      assert.same({ nil, "timeout" }, r)
+      assert.has_error(function() c:set_timeouts({ bogus = 1 }) end)
+    end)
+  end)
+end)
+
+describe("conn:peer, sockname, shutdown", function()
+  it("report addresses and half-close", function()
+    with_loop(function(loop)
+      local peer
+      local server, port = serve(loop, function(conn)
+        peer = { conn:peer() }
+        local all = {}
+        while true do
+          local s = conn:read()
+          if not s then break end
+          all[#all + 1] = s
+        end
+        conn:write("got " .. table.concat(all))
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      local h, p = c:sockname()
+      assert.equal("127.0.0.1", h)
+      c:write("data")
+      assert(c:shutdown("w"))
+      assert.equal("got data", c:read())
+      assert.same({ "127.0.0.1", p }, peer)
+      assert.same({ "127.0.0.1", port }, { c:peer() })
+      c:close()
+      assert.equal(-1, c:fileno())
+      server:close()
+    end)
+  end)
+end)
+
+describe("lepoll.connect", function()
+  it("fails with the errno of a refused connection", function()
+    with_loop(function(loop)
+      local s = assert(net.socket(net.INET, net.STREAM))
+      assert(net.bind(s, "127.0.0.1", 0))
+      local _, port = net.getsockname(s)
+      s:close()  -- nothing listens there now
+      local c, msg, en = loop:connect("127.0.0.1", port)
+      assert.is_nil(c)
+      assert.is_string(msg)
+      assert.equal(net.errno.ECONNREFUSED, en)
+    end)
+  end)
+
+  it("connects over IPv6 and unix sockets", function()
+    with_loop(function(loop)
+      local s6 = assert(loop:listen({ host = "::1", port = 0 }, echo_handler))
+      local _, p6 = s6:address()
+      local c = assert(loop:connect("::1", p6, 1))
+      c:write("six")
+      assert.equal("six", c:read())
+      c:close()
+      s6:close()
+      local path = os.tmpname()
+      os.remove(path)
+      local su = assert(loop:listen({ path = path }, echo_handler))
+      assert.equal(path, su:address())
+      local cu = assert(loop:connect(path))
+      cu:write("unix")
+      assert.equal("unix", cu:read())
+      cu:close()
+      su:close()
+      assert.is_nil(io.open(path, "r"))  -- close removed the socket file
+    end)
+  end)
+
+  it("raises on bad arguments", function()
+    with_loop(function(loop)
+      for _, args in ipairs({ { 1, 2 }, { "127.0.0.1", 70000 }, { "127.0.0.1", 1.5 },
+        { "127.0.0.1", 80, -1 }, { "127.0.0.1", 80, "x" } }) do
+        assert.has_error(function() loop:connect(table.unpack(args)) end)
+      end
+    end)
+  end)
+end)

@@ -1,0 +1,102 @@
+-- lepoll framework: graceful shutdown. A server in a separate process is
+-- sent SIGTERM with requests in flight: it stops accepting, lets them
+-- finish, then run() returns and the script exits.
+local lepoll = require "lepoll"
+local net = require "lepoll.net"
+local process = require "support.process"
+
+local SERVER = [[
+  local lepoll = require "lepoll"
+  local server = assert(lepoll.listen({ port = 0 }, function(conn)
+    local line = conn:readline()
+    lepoll.sleep(0.3)                 -- a slow request
+    conn:write("reply to " .. tostring(line) .. "\n")
+  end))
+  local host, port = server:address()
+  io.stdout:write("listening on ", host, ":", port, "\n")
+  io.stdout:flush()
+  lepoll.run()
+  io.stdout:write("drained\n")
+]]
+
+describe("graceful shutdown", function()
+  local proc, script
+  after_each(function()
+    if proc then proc:close() end
+    if script then os.remove(script) end
+  end)
+
+  it("on SIGTERM lets in-flight clients get their full reply, then exits", function()
+    script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(SERVER)
+    f:close()
+    proc = process.script(script)
+    local line = assert(proc:line(), proc:stderr())
+    local port = tonumber(line:match("listening on .+:(%d+)"))
+    local clients = {}
+    finally(function() for _, s in ipairs(clients) do s:close() end end)
+    for i = 1, 5 do
+      local s = assert(net.socket(net.INET, net.STREAM))
+      clients[i] = s
+      assert(net.connect(s, "127.0.0.1", port))
+      assert(net.send(s, "req" .. i .. "\n"))
+    end
+    os.execute("sleep 0.1")         -- accepted and in their handlers
+    assert.is_true(proc:kill("TERM"))
+    os.execute("sleep 0.1")
+    local late = assert(net.socket(net.INET, net.STREAM))
+    local ok, _, en = net.connect(late, "127.0.0.1", port)
+    late:close()
+    assert.is_nil(ok)                 -- no longer accepting
+    assert.equal(net.errno.ECONNREFUSED, en)
+    for i = 1, 5 do
+      local parts = {}
+      while true do
+        local d = net.recv(clients[i], 100)
+        if not d or d == "" then break end
+        parts[#parts + 1] = d
+      end
+      assert.equal("reply to req" .. i .. "\n", table.concat(parts))
+    end
+    local rest, how, code = proc:wait()
+    assert.equal("drained\n", rest)
+    assert.same({ "exit", 0 }, { how, code })
+  end)
+end)
+
+describe("loop:shutdown", function()
+  it("closes what is left at the deadline and returns from run()", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    local result
+    local server = assert(loop:listen({ port = 0 }, function(conn)
+      result = { conn:read() }        -- never gets data
+    end))
+    local _, port = server:address()
+    local client
+    loop:spawn(function()
+      client = assert(loop:connect("127.0.0.1", port))
+      loop:sleep(0.02)
+      assert.is_false(loop:shutting_down())
+      loop:shutdown(0.1)
+      assert.is_true(loop:shutting_down())
+    end)
+    local t0 = lepoll.now()
+    loop:run()
+    local dt = lepoll.now() - t0
+    assert.is_true(dt >= 0.1 and dt < 2, "took " .. dt)
+    assert.same({ nil, "closed" }, result)
+    assert.equal(0, server:stats().active)
+    client:close()
+  end)
+
+  it("returns at once when nothing is in flight", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    local server = assert(loop:listen({ port = 0 }, function() end))
+    loop:after(0.01, function() loop:shutdown() end)
+    loop:run()
+    assert.equal(-1, server:fileno())  -- the listener is closed
+  end)
+end)
