@@ -29,7 +29,7 @@ HELPER_OBJS := $(HELPERS:%=$(BUILD)/obj/%.o)
 .PHONY: all deps hello test check check-asan check-valgrind bench install clean lint
 all:: $(SOS)
 
-$(BUILD)/obj/%.o: csrc/%.c csrc/internal.h | $(BUILD)/obj
+$(BUILD)/obj/%.o: csrc/%.c csrc/internal.h csrc/lepoll.h | $(BUILD)/obj
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
 $(BUILD)/lepoll/%.so: $(BUILD)/obj/%.o $(HELPER_OBJS) | $(BUILD)/lepoll

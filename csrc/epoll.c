@@ -21,7 +21,6 @@
  * @module lepoll.epoll
  */
 
-#define LEPOLL_VERSION "lepoll 0.1.0"
 
 /* Largest events buffer: 12 MiB of struct epoll_event, far below the
  * kernel's own limit of INT_MAX / sizeof(struct epoll_event). */
@@ -282,6 +281,7 @@ static int ep_wait(lua_State *L) {
  * @function events
  * @tparam integer n capacity, 1 to 1048576
  * @treturn Events
+ * @see Epoll:wait, epoll_wait(2)
  */
 static int evs_new(lua_State *L) {
   int n = (int)lp_checkrange(L, 1, 1, EVS_MAXCAP);
@@ -299,6 +299,7 @@ static int evs_new(lua_State *L) {
  * @tparam integer i 1 to `events:count()`
  * @treturn integer data, as given to `add` or `modify`
  * @treturn integer flags, the EventFlags that are ready
+ * @see Epoll:wait, epoll_wait(2)
  */
 static int evs_get(lua_State *L) {
   evs_Events *evs = evs_check(L, 1);
@@ -322,6 +323,7 @@ static int evs_get(lua_State *L) {
  * The number of events the last wait returned (also `#events`).
  * @function Events:count
  * @treturn integer
+ * @see Epoll:wait
  */
 static int evs_count(lua_State *L) {
   lua_pushinteger(L, evs_check(L, 1)->count);
@@ -332,6 +334,7 @@ static int evs_count(lua_State *L) {
  * The fixed capacity given to `epoll.events`.
  * @function Events:capacity
  * @treturn integer
+ * @see events
  */
 static int evs_capacity(lua_State *L) {
   lua_pushinteger(L, evs_check(L, 1)->cap);
@@ -342,6 +345,7 @@ static int evs_capacity(lua_State *L) {
  * `lepoll.Events (count/capacity)`.
  * @function Events:__tostring
  * @treturn string
+ * @see Events:count, Events:capacity
  */
 static int evs_tostring(lua_State *L) {
   evs_Events *evs = evs_check(L, 1);
@@ -353,12 +357,14 @@ static int evs_tostring(lua_State *L) {
  * The fd number; raises on a closed Epoll.
  * @function Epoll:fileno
  * @treturn integer
+ * @see fileno(3)
  */
 
 /***
  * The same as `fileno` (the LuaSocket spelling).
  * @function Epoll:getfd
  * @treturn integer
+ * @see Epoll:fileno
  */
 
 /***
@@ -463,7 +469,7 @@ LEPOLL_API int luaopen_lepoll_epoll(lua_State *L) {
   lp_setconsts(L, epoll_consts);
   lp_pusherrnos(L);
   lua_setfield(L, -2, "errno");
-  lua_pushliteral(L, LEPOLL_VERSION);
+  lua_pushliteral(L, LP_MODVERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;
 }

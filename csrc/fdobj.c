@@ -1,4 +1,4 @@
-/* fdobj.c - the fd-owning userdata (lepoll.Fd) and fd argument parsing. */
+/* fdobj.c - the fd-owning userdata (lepoll.Fd) and fd argument parsing; close(2). */
 #include <errno.h>
 #include <limits.h>
 #include <unistd.h>
@@ -25,7 +25,7 @@ int lp_closeresult(lua_State *L, lp_Fd *f) {
 }
 
 /* The userdata behind arg if it is one of ours (any fd-owning type). */
-static lp_Fd *tofdobj(lua_State *L, int arg, const char **tname) {
+static lp_Fd *fd_toobj(lua_State *L, int arg, const char **tname) {
   static const char *const types[] = {LEPOLL_FD_T, LEPOLL_EPOLL_T, NULL};
   int i;
   if (lua_type(L, arg) != LUA_TUSERDATA || !lua_getmetatable(L, arg))
@@ -43,8 +43,20 @@ static lp_Fd *tofdobj(lua_State *L, int arg, const char **tname) {
   return NULL;
 }
 
-static int checkfdnum(lua_State *L, int arg) {
+static int fd_checknum(lua_State *L, int arg) {
   return (int)lp_checkrange(L, arg, 0, INT_MAX);
+}
+
+/* Whether arg can carry methods. A userdata without __index would raise
+ * "attempt to index a userdata value", naming no argument. */
+static int fd_indexable(lua_State *L, int arg) {
+  if (lua_type(L, arg) == LUA_TTABLE)
+    return 1;
+  if (lua_type(L, arg) != LUA_TUSERDATA ||
+      luaL_getmetafield(L, arg, "__index") == LUA_TNIL)
+    return 0;
+  lua_pop(L, 1);
+  return 1;
 }
 
 int lp_checkfd(lua_State *L, int arg) {
@@ -53,14 +65,14 @@ int lp_checkfd(lua_State *L, int arg) {
   int fd;
   arg = lua_absindex(L, arg);
   if (lua_type(L, arg) == LUA_TNUMBER)
-    return checkfdnum(L, arg);
-  if ((f = tofdobj(L, arg, &tname)) != NULL) {
+    return fd_checknum(L, arg);
+  if ((f = fd_toobj(L, arg, &tname)) != NULL) {
     if (f->fd < 0)
       luaL_error(L, "attempt to use a closed %s", tname);
     return f->fd;
   }
   /* LuaSocket has :getfd(), luaposix-style objects :fileno(). */
-  if (lua_type(L, arg) == LUA_TTABLE || lua_type(L, arg) == LUA_TUSERDATA) {
+  if (fd_indexable(L, arg)) {
     static const char *const methods[] = {"getfd", "fileno", NULL};
     int i;
     for (i = 0; methods[i] != NULL; i++) {
@@ -88,29 +100,31 @@ int lp_checkfd(lua_State *L, int arg) {
   return luaL_typeerror(L, arg, "fd");
 }
 
-static lp_Fd *checkopen(lua_State *L) {
-  const char *tname;
-  lp_Fd *f = tofdobj(L, 1, &tname);
-  if (f == NULL)
+static lp_Fd *fd_checkopen(lua_State *L) {
+  const char *tname = LEPOLL_FD_T;
+  lp_Fd *f = fd_toobj(L, 1, &tname);
+  if (f == NULL) {
     luaL_typeerror(L, 1, LEPOLL_FD_T);
+    __builtin_unreachable();  /* it raises; tells gcc -fanalyzer so */
+  }
   if (f->fd < 0)
     luaL_error(L, "attempt to use a closed %s", tname);
   return f;
 }
 
 static int fd_fileno(lua_State *L) {
-  lua_pushinteger(L, checkopen(L)->fd);
+  lua_pushinteger(L, fd_checkopen(L)->fd);
   return 1;
 }
 
 static int fd_close(lua_State *L) {
-  return lp_closeresult(L, checkopen(L));
+  return lp_closeresult(L, fd_checkopen(L));
 }
 
 /* __gc and __close: idempotent, never raise. */
 static int fd_gc(lua_State *L) {
   const char *tname;
-  lp_Fd *f = tofdobj(L, 1, &tname);
+  lp_Fd *f = fd_toobj(L, 1, &tname);
   if (f != NULL)
     (void)lp_fdclose(f);
   return 0;
@@ -118,7 +132,7 @@ static int fd_gc(lua_State *L) {
 
 static int fd_tostring(lua_State *L) {
   const char *tname;
-  lp_Fd *f = tofdobj(L, 1, &tname);
+  lp_Fd *f = fd_toobj(L, 1, &tname);
   if (f == NULL)
     return luaL_typeerror(L, 1, LEPOLL_FD_T);
   if (f->fd < 0)

@@ -1,9 +1,11 @@
-/* internal.h - private declarations shared by the lepoll C modules. */
+/* internal.h - private declarations shared by the lepoll C modules; errno(3). */
 #ifndef LEPOLL_INTERNAL_H
 #define LEPOLL_INTERNAL_H
 
 #include <lua.h>
 #include <lauxlib.h>
+
+#include "lepoll.h"
 
 #if LUA_VERSION_NUM != 504
 #error "lepoll targets Lua 5.4"
@@ -11,6 +13,9 @@
 
 /* Only luaopen_* and lepoll_openlibs leave a module; see lepoll.h. */
 #define LEPOLL_API __attribute__((visibility("default")))
+
+/* Each module's _VERSION. */
+#define LP_MODVERSION "lepoll " LEPOLL_VERSION
 
 /* Metatable names: also what argument errors print. */
 #define LEPOLL_FD_T     "lepoll.Fd"

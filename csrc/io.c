@@ -1,4 +1,4 @@
-/* io.c - lepoll.io: fds, pipes, eventfd, timerfd, signalfd, pidfd; read(2), write(2), pipe(2), eventfd(2), timerfd_create(2), signalfd(2), pidfd_open(2). */
+/* io.c - lepoll.io: fds, pipes, eventfd, timerfd, signalfd, pidfd (rustix::io); read(2). */
 
 /***
  * File descriptors, one syscall per call (mirrors rustix::io).
@@ -31,7 +31,6 @@
 
 #include "internal.h"
 
-#define IO_VERSION "lepoll 0.1.0"
 
 /* One flag constant serves pipe2, eventfd, timerfd, signalfd and pidfd. */
 _Static_assert(EFD_NONBLOCK == O_NONBLOCK && TFD_NONBLOCK == O_NONBLOCK &&
@@ -84,15 +83,18 @@ static int io_tosig(lua_State *L, int idx, int arg, lua_Integer pos) {
                          IO_MAXSIG));
   }
   if (t == LUA_TSTRING) {
-    const char *name = lua_tostring(L, idx);
+    size_t len;
+    const char *name = lua_tolstring(L, idx, &len);
     const lp_Const *c;
-    if (strncmp(name, "SIG", 3) == 0)
-      name += 3;
-    for (c = io_signames; c->name != NULL; c++)
-      if (strcmp(c->name, name) == 0) {
-        lua_pop(L, 1);
-        return (int)c->value;
-      }
+    if (strlen(name) == len) {  /* "INT\0junk" is no signal name */
+      if (strncmp(name, "SIG", 3) == 0)
+        name += 3;
+      for (c = io_signames; c->name != NULL; c++)
+        if (strcmp(c->name, name) == 0) {
+          lua_pop(L, 1);
+          return (int)c->value;
+        }
+    }
     return luaL_argerror(L, arg, lua_pushfstring(L,
                          "%s: unknown signal name '%s'", what,
                          lua_tostring(L, idx)));
@@ -113,7 +115,12 @@ static void io_checksigset(lua_State *L, int arg, sigset_t *set) {
     lua_rawgeti(L, arg, i);
     sig = io_tosig(L, lua_gettop(L), arg, i);
     lua_pop(L, 1);
-    (void)sigaddset(set, sig);  /* cannot fail: sig is in range */
+    /* glibc refuses its own two (32, 33: thread cancel and setxid) with
+     * EINVAL; they would otherwise drop out of the set without a word */
+    if (sigaddset(set, sig) == -1)
+      luaL_argerror(L, arg, lua_pushfstring(L,
+                    "signal at index %I (%d) is reserved by the C library",
+                    (LUAI_UACINT)i, sig));
   }
 }
 
@@ -282,6 +289,7 @@ static int io_writev(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   first = lp_optrange(L, 3, 1, LUA_MAXINTEGER, 1);
   last = lp_optrange(L, 4, 0, LUA_MAXINTEGER, (lua_Integer)lua_rawlen(L, 2));
+  /* k never steps past last: last may be math.maxinteger */
   for (k = first; k <= last && cnt < IOV_MAX; k++) {
     size_t len;
     /* the table keeps each string alive for the duration of the call */
@@ -293,6 +301,8 @@ static int io_writev(lua_State *L) {
     iov[cnt].iov_len = len;
     cnt++;
     lua_pop(L, 1);
+    if (k == last)
+      break;
   }
   if (cnt == 0) {
     lua_pushinteger(L, 0);
@@ -588,7 +598,8 @@ static int io_clock_gettime(lua_State *L) {
  * `io.sigmask("unblock", ...)` once nothing is pending), and a blocked
  * mask is inherited by child processes, across exec. Blocking applies to
  * the calling thread (pthread_sigmask); SIGKILL and SIGSTOP cannot be
- * blocked and are silently left out, as the kernel does.
+ * blocked and are silently left out, as the kernel does. Signals 32 and 33
+ * belong to the C library and raise.
  * @function signalfd
  * @tparam {integer|string,...} signals numbers or names (`"INT"`,
  *   `"SIGTERM"`)
@@ -642,7 +653,8 @@ static int io_signalfd_read(lua_State *L) {
 }
 
 /***
- * Change the calling thread's signal mask.
+ * Change the calling thread's signal mask (signals 32 and 33 belong to the
+ * C library and raise).
  * @function sigmask
  * @tparam string how `"block"`, `"unblock"` or `"setmask"`
  * @tparam {integer|string,...} signals numbers or names
@@ -712,7 +724,7 @@ static int io_default_signal(lua_State *L) {
  * ENOSYS on kernels before 5.3). Always close-on-exec.
  * @function pidfd_open
  * @tparam integer pid
- * @tparam[opt=0] integer flags `io.NONBLOCK`
+ * @tparam[opt=0] integer flags `io.NONBLOCK`, `io.CLOEXEC` (always set)
  * @treturn[1] Fd
  * @return[2] nil
  * @treturn[2] string message
@@ -721,7 +733,8 @@ static int io_default_signal(lua_State *L) {
  */
 static int io_pidfd_open(lua_State *L) {
   pid_t pid = (pid_t)lp_checkrange(L, 1, 1, INT_MAX);
-  int flags = lp_checkflags(L, 2, PIDFD_NONBLOCK, 0);
+  /* io.CLOEXEC is accepted as everywhere else; a pidfd always has it */
+  int flags = lp_checkflags(L, 2, PIDFD_NONBLOCK | O_CLOEXEC, 0) & ~O_CLOEXEC;
   lp_Fd *f = lp_newfd(L);
 #ifdef SYS_pidfd_open
   long r = syscall(SYS_pidfd_open, pid, (unsigned int)flags);
@@ -830,7 +843,7 @@ LEPOLL_API int luaopen_lepoll_io(lua_State *L) {
   lua_setfield(L, -2, "signals");
   lp_pusherrnos(L);
   lua_setfield(L, -2, "errno");
-  lua_pushliteral(L, IO_VERSION);
+  lua_pushliteral(L, LP_MODVERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;
 }
@@ -848,12 +861,14 @@ LEPOLL_API int luaopen_lepoll_io(lua_State *L) {
  * The fd number.
  * @function Fd:fileno
  * @treturn integer
+ * @see fileno(3)
  */
 
 /***
  * The fd number (LuaSocket's name for `fileno`).
  * @function Fd:getfd
  * @treturn integer
+ * @see Fd:fileno
  */
 
 /***

@@ -14,10 +14,6 @@
 
 #include "internal.h"
 
-#ifndef LEPOLL_VERSION
-#define LEPOLL_VERSION "lepoll 0.1.0"
-#endif
-
 /***
  * Sockets: INET, INET6 and UNIX; stream and datagram. A thin binding after
  * rustix::net: each function makes one syscall and reports what happened;
@@ -132,14 +128,15 @@ static lua_Integer net_checkport(lua_State *L, int arg) {
 }
 
 static const net_Opt *net_checkopt(lua_State *L, int arg) {
-  const char *name = net_checkstr(L, arg, NULL);
+  size_t len;
+  const char *name = net_checkstr(L, arg, &len);
   const net_Opt *o;
-  for (o = net_opts; o->name != NULL; o++)
-    if (strcmp(o->name, name) == 0)
+  for (o = net_opts; o->name != NULL; o++)  /* "nodelay\0x" matches none */
+    if (strcmp(o->name, name) == 0 && strlen(o->name) == len)
       return o;
   luaL_argerror(L, arg, lua_pushfstring(L, "unknown socket option '%s'",
                                         name));
-  return NULL;
+  __builtin_unreachable();  /* it raises; tells gcc -fanalyzer so */
 }
 
 /* The socket's address family, or -1 with errno set. */
@@ -876,7 +873,7 @@ LEPOLL_API int luaopen_lepoll_net(lua_State *L) {
   }
   lp_pusherrnos(L);
   lua_setfield(L, -2, "errno");
-  lua_pushliteral(L, LEPOLL_VERSION);
+  lua_pushliteral(L, LP_MODVERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;
 }

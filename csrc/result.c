@@ -1,4 +1,4 @@
-/* result.c - the fail triple, argument ranges and constant tables. */
+/* result.c - the fail triple, argument ranges and constant tables; errno(3). */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -38,6 +38,12 @@ static const lp_Const errnos[] = {
   E(ENOBUFS), E(EISCONN), E(ENOTCONN), E(ESHUTDOWN), E(ETIMEDOUT),
   E(ECONNREFUSED), E(EHOSTDOWN), E(EHOSTUNREACH), E(EALREADY),
   E(EINPROGRESS), E(ECANCELED), E(EOVERFLOW),
+  /* accept(2) passes these pending network errors on: retry, as EAGAIN */
+  E(EPROTO), E(ENONET), E(ENOSR),
+  /* and others read, write, close and fcntl can report */
+  E(ENOTSUP), E(ENOTBLK), E(ETXTBSY), E(EDEADLK), E(ENOLCK), E(ENOTEMPTY),
+  E(EDQUOT), E(ESTALE), E(EILSEQ), E(ENODATA), E(ETIME), E(EBADMSG),
+  E(ENOMSG), E(EIDRM), E(ENOLINK), E(EOWNERDEAD), E(ENOTRECOVERABLE),
   {NULL, 0}
 };
 #undef E

@@ -272,6 +272,15 @@ describe("lepoll.io.writev", function()
     assert_fail(E.EBADF, lio.writev(UNUSED_FD, { "a" }))
   end)
 
+  it("takes first and last up to math.maxinteger without overflowing", function()
+    local r, w = pipe()
+    local t = { [math.maxinteger - 1] = "y", [math.maxinteger] = "z" }
+    assert.equal(1, lio.writev(w, t, math.maxinteger, math.maxinteger))
+    assert.equal(2, lio.writev(w, t, math.maxinteger - 1, math.maxinteger))
+    assert.equal("zyz", lio.read(r, 100))
+    assert.equal(0, lio.writev(w, t, math.maxinteger, math.maxinteger - 1))
+  end)
+
   it("writes at most IOV_MAX elements per call", function()
     local r, w = pipe()
     local t = {}
@@ -546,6 +555,14 @@ describe("lepoll.io.pidfd_open", function()
   it("returns ESRCH for no such process", function()
     assert_fail(ESRCH_PIDFD, lio.pidfd_open(INT_MAX))
   end)
+
+  it("accepts io.CLOEXEC as the other creators do (always set anyway)", function()
+    assert_fail(ESRCH_PIDFD, lio.pidfd_open(INT_MAX, lio.CLOEXEC))
+    assert_fail(ESRCH_PIDFD, lio.pidfd_open(INT_MAX, lio.CLOEXEC | lio.NONBLOCK))
+    if VALGRIND then return end
+    local fd = track(assert(lio.pidfd_open(lio.getpid(), lio.CLOEXEC)))
+    assert.equal(O_CLOEXEC, fdflags(fd) & O_CLOEXEC)
+  end)
 end)
 
 describe("lepoll.io.getpid", function()
@@ -578,6 +595,15 @@ end)
 describe("lepoll.io bad arguments", function()
   it("raise naming the argument and never act", function()
     local r, w = pipe()
+    -- a userdata that cannot be indexed (no __index): a type error, not
+    -- "attempt to index a userdata value"
+    local udata_noindex = assert(io.tmpfile())
+    local file_mt = debug.getmetatable(udata_noindex)
+    finally(function()  -- give the FILE back its metatable, then close it
+      debug.setmetatable(udata_noindex, file_mt)
+      udata_noindex:close()
+    end)
+    debug.setmetatable(udata_noindex, nil)
     local big = 2^32 + 3       -- must never become fd 3
     local nan, inf = 0/0, math.huge
     local cases = {
@@ -625,6 +651,10 @@ describe("lepoll.io bad arguments", function()
       { "signalfd_read", 1, big },
       { "sigmask", 1, "nope", {} }, { "sigmask", 1, nil, {}, n = 4 },
       { "sigmask", 2, "block", "INT" }, { "sigmask", 2, "block", { "NOPE" } },
+      { "ignore_signal", 1, "PIPE\0junk" }, { "default_signal", 1, "SIGPIPE\0" },
+      { "sigmask", 2, "block", { "INT\0" } }, { "signalfd", 1, { "USR1\0x" } },
+      { "sigmask", 2, "block", { 32 } }, { "signalfd", 1, { "USR1", 33 } },
+      { "read", 1, udata_noindex, 1 }, { "write", 1, udata_noindex, "x" },
       { "ignore_signal", 1, "NOPE" }, { "ignore_signal", 1, 0 },
       { "ignore_signal", 1, nil }, { "ignore_signal", 1, 99 },
       { "default_signal", 1, "SIGNOPE" }, { "default_signal", 1, -1 },

@@ -137,6 +137,21 @@ describe("lepoll.net constants", function()
     assert.equal("number", type(E.EPIPE))
     assert.equal("lepoll 0.1.0", net._VERSION)
   end)
+
+  it("names every errno an accept loop or a connection compares against", function()
+    -- accept(2): EPROTO, ENONET & co are pending network errors to skip
+    local want = { EAGAIN = 11, EWOULDBLOCK = 11, EINTR = 4, EPIPE = 32,
+      ECONNRESET = 104, ECONNABORTED = 103, ECONNREFUSED = 111,
+      EINPROGRESS = 115, EALREADY = 114, EISCONN = 106, ENOTCONN = 107,
+      ETIMEDOUT = 110, EADDRINUSE = 98, EADDRNOTAVAIL = 99, EMFILE = 24,
+      ENFILE = 23, ENOBUFS = 105, ENOMEM = 12, EPROTO = 71, ENONET = 64,
+      ENOPROTOOPT = 92, EHOSTDOWN = 112, EHOSTUNREACH = 113,
+      ENETDOWN = 100, ENETUNREACH = 101, EOPNOTSUPP = 95, ENOTSUP = 95,
+      ENOTSOCK = 88, EMSGSIZE = 90, ESHUTDOWN = 108, ENOSR = 63 }
+    for name, v in pairs(want) do
+      assert.equal(v, E[name], name)
+    end
+  end)
 end)
 
 describe("net.socket", function()
@@ -741,6 +756,10 @@ describe("bad arguments", function()
         "#2.-unknown socket option 'nope'" },
       { "setsockopt name nil", function() return net.setsockopt(s, nil, true) end,
         "#2.-string expected" },
+      { "setsockopt name NUL", function() return net.setsockopt(s, "nodelay\0x", true) end,
+        "#2.-unknown socket option" },
+      { "getsockopt name NUL", function() return net.getsockopt(s, "error\0") end,
+        "#2.-unknown socket option" },
       { "setsockopt bool int", function() return net.setsockopt(s, "nodelay", 1) end,
         "#3.-boolean expected" },
       { "setsockopt int bool", function() return net.setsockopt(s, "rcvbuf", true) end,
