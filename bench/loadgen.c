@@ -1,0 +1,348 @@
+/* loadgen.c - single-threaded epoll(7) load generator for `make bench`.
+ *
+ *   loadgen hello HOST PORT [--conns N] [--seconds S]
+ *       N connections in flight: connect, read until "hello\n", close, again.
+ *       Latency is connect -> the whole "hello\n" received.
+ *   loadgen echo HOST PORT [--conns N] [--seconds S] [--size B]
+ *       N persistent connections, each a B-byte ping-pong; latency is the
+ *       first byte sent -> the last byte of the echo received.
+ *
+ * Every reply is checked byte for byte (echo messages differ per connection
+ * and per round trip, so a stale or crossed reply is caught); a wrong, short
+ * or failed reply counts as an error. Prints one line:
+ *   workload=echo conns=N seconds=S ops=N rate=R p50_us=X p99_us=Y errors=E
+ * and exits 0 when there was at least one operation and no error.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXEVENTS 256
+#define MAXCONNS  100000
+#define MAXSIZE   (16 * 1024 * 1024)
+
+static const char hello[] = "hello\n";
+#define HELLO_LEN (sizeof hello - 1)
+
+typedef struct conn {
+  int fd;             /* -1: to be (re)opened */
+  int want_out;       /* OUT is registered (echo: partial send) */
+  uint64_t start;     /* ns: start of the current operation */
+  size_t sent;        /* echo: bytes of msg sent */
+  size_t got;         /* bytes of the reply received */
+  uint32_t seq;       /* echo: round trip number */
+  unsigned char *msg; /* echo: the current message */
+} conn;
+
+typedef struct gen {
+  int ep;
+  int echo;
+  size_t size;
+  struct sockaddr_in addr;
+  conn *conns;
+  size_t nconns;
+  uint64_t ops;
+  uint64_t errors;
+  uint64_t *lat;      /* ns per operation */
+  size_t nlat, caplat;
+  unsigned char rbuf[65536];
+} gen;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+  perror(what);
+  exit(2);
+}
+
+static void record(gen *g, uint64_t ns) {
+  if (g->nlat == g->caplat) {
+    size_t cap = g->caplat ? g->caplat * 2 : 65536;
+    uint64_t *p = realloc(g->lat, cap * sizeof *p);
+    if (p == NULL)
+      die("realloc");
+    g->lat = p;
+    g->caplat = cap;
+  }
+  g->lat[g->nlat++] = ns;
+  g->ops++;
+}
+
+/* Message for connection i, round trip seq: differs in every byte run. */
+static void fill(gen *g, size_t i, conn *c) {
+  size_t k;
+  uint32_t x = (uint32_t)i * 2654435761u ^ c->seq * 40503u;
+  for (k = 0; k < g->size; k++) {
+    x = x * 1103515245u + 12345u;
+    c->msg[k] = (unsigned char)(x >> 16);
+  }
+}
+
+static int ctl(gen *g, int op, conn *c, size_t i, uint32_t flags) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = flags;
+  ev.data.u64 = i;
+  return epoll_ctl(g->ep, op, c->fd, &ev);
+}
+
+static void close_conn(conn *c) {
+  if (c->fd >= 0)
+    close(c->fd);     /* the fd is gone even on EINTR: never retried */
+  c->fd = -1;
+}
+
+static void fail(gen *g, conn *c) {
+  g->errors++;
+  close_conn(c);
+}
+
+/* Open connection i (non-blocking connect). Leaves fd -1 on failure. */
+static void open_conn(gen *g, size_t i) {
+  conn *c = &g->conns[i];
+  int one = 1;
+  c->start = now_ns();
+  c->got = c->sent = 0;
+  c->want_out = 0;
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd == -1) {
+    g->errors++;
+    return;
+  }
+  if (g->echo)
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(c->fd, (struct sockaddr *)&g->addr, sizeof g->addr) == -1 &&
+      errno != EINPROGRESS) {
+    fail(g, c);
+    return;
+  }
+  /* echo: OUT tells us the connect finished, then the first send */
+  c->want_out = g->echo;
+  if (ctl(g, EPOLL_CTL_ADD, c, i, EPOLLIN | (g->echo ? EPOLLOUT : 0)) == -1)
+    fail(g, c);
+}
+
+static void hello_event(gen *g, size_t i, uint64_t t) {
+  conn *c = &g->conns[i];
+  for (;;) {
+    ssize_t n = recv(c->fd, g->rbuf, sizeof g->rbuf, 0);
+    if (n > 0) {
+      if (c->got + (size_t)n > HELLO_LEN ||
+          memcmp(g->rbuf, hello + c->got, (size_t)n) != 0) {
+        fail(g, c);                   /* wrong or too long */
+        break;
+      }
+      c->got += (size_t)n;
+      if (c->got == HELLO_LEN) {
+        record(g, t - c->start);
+        close_conn(c);
+        break;
+      }
+    } else if (n == 0) {
+      fail(g, c);                     /* EOF before the whole reply */
+      break;
+    } else if (errno == EAGAIN) {
+      return;
+    } else if (errno != EINTR) {
+      fail(g, c);                     /* refused, reset */
+      break;
+    }
+  }
+  open_conn(g, i);
+}
+
+/* Send what is left of the message; OUT is registered while some is. */
+static int echo_send(gen *g, conn *c, size_t i) {
+  while (c->sent < g->size) {
+    ssize_t n = send(c->fd, c->msg + c->sent, g->size - c->sent, MSG_NOSIGNAL);
+    if (n >= 0)
+      c->sent += (size_t)n;
+    else if (errno == EAGAIN)
+      break;
+    else if (errno != EINTR)
+      return -1;
+  }
+  if ((c->sent < g->size) != (c->want_out != 0)) {
+    c->want_out = c->sent < g->size;
+    return ctl(g, EPOLL_CTL_MOD, c, i, EPOLLIN | (c->want_out ? EPOLLOUT : 0));
+  }
+  return 0;
+}
+
+static void echo_event(gen *g, size_t i, uint32_t flags, uint64_t t) {
+  conn *c = &g->conns[i];
+  if (flags & EPOLLERR) {
+    fail(g, c);
+    open_conn(g, i);
+    return;
+  }
+  if ((flags & EPOLLOUT) && c->want_out) {
+    if (c->sent == 0 && c->got == 0 && c->seq == 0)
+      c->start = t;                   /* connected: the first ping starts */
+    if (echo_send(g, c, i) == -1) {
+      fail(g, c);
+      open_conn(g, i);
+      return;
+    }
+  }
+  if (!(flags & (EPOLLIN | EPOLLHUP)))
+    return;
+  for (;;) {
+    ssize_t n = recv(c->fd, g->rbuf, sizeof g->rbuf, 0);
+    if (n > 0) {
+      if (c->got + (size_t)n > c->sent ||
+          memcmp(g->rbuf, c->msg + c->got, (size_t)n) != 0) {
+        fail(g, c);                   /* more than we sent, or different */
+        open_conn(g, i);
+        return;
+      }
+      c->got += (size_t)n;
+      if (c->got == g->size) {
+        record(g, t - c->start);
+        c->seq++;
+        fill(g, i, c);
+        c->sent = c->got = 0;
+        c->start = t;
+        if (echo_send(g, c, i) == -1) {
+          fail(g, c);
+          open_conn(g, i);
+        }
+        return;
+      }
+    } else if (n == 0 || errno != EAGAIN) {
+      if (n != 0 && errno == EINTR)
+        continue;
+      fail(g, c);                     /* EOF mid-reply, reset, refused */
+      open_conn(g, i);
+      return;
+    } else {
+      return;
+    }
+  }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static double pct_us(gen *g, unsigned p) {
+  if (g->nlat == 0)
+    return 0.0;
+  return (double)g->lat[(g->nlat - 1) * p / 100] / 1000.0;
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: loadgen hello|echo HOST PORT [--conns N] "
+                  "[--seconds S] [--size B]\n");
+  exit(2);
+}
+
+static long num(const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+    usage();
+  return v;
+}
+
+int main(int argc, char **argv) {
+  static gen g;                       /* static: the receive buffer */
+  struct epoll_event evs[MAXEVENTS];
+  double seconds = 5.0;
+  uint64_t t0, deadline, t;
+  size_t i;
+  int a;
+  if (argc < 4 || (strcmp(argv[1], "hello") && strcmp(argv[1], "echo")))
+    usage();
+  g.echo = strcmp(argv[1], "echo") == 0;
+  g.nconns = 50;
+  g.size = 64;
+  memset(&g.addr, 0, sizeof g.addr);
+  g.addr.sin_family = AF_INET;
+  if (inet_pton(AF_INET, argv[2], &g.addr.sin_addr) != 1)
+    usage();
+  g.addr.sin_port = htons((unsigned short)num(argv[3], 1, 65535));
+  for (a = 4; a < argc; a += 2) {
+    if (a + 1 >= argc)
+      usage();
+    if (strcmp(argv[a], "--conns") == 0)
+      g.nconns = (size_t)num(argv[a + 1], 1, MAXCONNS);
+    else if (strcmp(argv[a], "--seconds") == 0)
+      seconds = (double)num(argv[a + 1], 1, 3600);
+    else if (strcmp(argv[a], "--size") == 0)
+      g.size = (size_t)num(argv[a + 1], 1, MAXSIZE);
+    else
+      usage();
+  }
+  g.ep = epoll_create1(EPOLL_CLOEXEC);
+  if (g.ep == -1)
+    die("epoll_create1");
+  g.conns = calloc(g.nconns, sizeof *g.conns);
+  if (g.conns == NULL)
+    die("calloc");
+  for (i = 0; i < g.nconns; i++) {
+    g.conns[i].fd = -1;
+    if (g.echo) {
+      g.conns[i].msg = malloc(g.size);
+      if (g.conns[i].msg == NULL)
+        die("malloc");
+      fill(&g, i, &g.conns[i]);
+    }
+  }
+
+  t0 = now_ns();
+  deadline = t0 + (uint64_t)(seconds * 1e9);
+  for (i = 0; i < g.nconns; i++)
+    open_conn(&g, i);
+  for (t = t0; t < deadline;) {
+    int n, k, retry = 0, ms;
+    for (i = 0; i < g.nconns; i++)    /* slots whose open failed */
+      if (g.conns[i].fd == -1) {
+        open_conn(&g, i);
+        retry = 1;
+      }
+    ms = (int)((deadline - t + 999999) / 1000000);
+    if (retry && ms > 1)
+      ms = 1;                         /* failing opens: back off a little */
+    n = epoll_wait(g.ep, evs, MAXEVENTS, ms);
+    if (n == -1) {
+      if (errno == EINTR)
+        continue;
+      die("epoll_wait");
+    }
+    t = now_ns();
+    for (k = 0; k < n; k++) {
+      i = (size_t)evs[k].data.u64;
+      if (g.conns[i].fd == -1)
+        continue;
+      if (g.echo)
+        echo_event(&g, i, evs[k].events, t);
+      else
+        hello_event(&g, i, t);
+    }
+  }
+  t = now_ns();
+  qsort(g.lat, g.nlat, sizeof *g.lat, cmp_u64);
+  printf("workload=%s conns=%zu seconds=%.3f ops=%llu rate=%.1f p50_us=%.1f "
+         "p99_us=%.1f errors=%llu\n", g.echo ? "echo" : "hello", g.nconns,
+         (double)(t - t0) / 1e9, (unsigned long long)g.ops,
+         (double)g.ops * 1e9 / (double)(t - t0), pct_us(&g, 50), pct_us(&g, 99),
+         (unsigned long long)g.errors);
+  fflush(stdout);
+  return g.ops > 0 && g.errors == 0 ? 0 : 1;
+}

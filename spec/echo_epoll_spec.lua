@@ -1,0 +1,246 @@
+-- examples/echo_epoll.lua, the echo server on the C layer, run as a separate
+-- process and driven by real TCP clients on 127.0.0.1.
+local process = require "support.process"
+local epoll = require "lepoll.epoll"
+local net = require "lepoll.net"
+
+local EAGAIN, EINPROGRESS = net.errno.EAGAIN, net.errno.EINPROGRESS
+local WAIT_S = 10            -- a bound for each whole test's waiting
+
+local function start()
+  local p = process.script("examples/echo_epoll.lua", "0")
+  local line = p:line()
+  local port = line and tonumber(line:match("^listening on 127%.0%.0%.1:(%d+)$"))
+  if not port then
+    local err = p:stderr()
+    p:close()
+    error("echo_epoll.lua did not start: " .. tostring(line) .. " " .. err)
+  end
+  return p, port
+end
+
+-- Every socket a test opens; after_each closes what is still open.
+local opened = {}
+
+local function connect(port)
+  local s = assert(net.socket(net.INET, net.STREAM, net.NONBLOCK))
+  opened[#opened + 1] = s
+  local ok, err, code = net.connect(s, "127.0.0.1", port)
+  if not ok and code ~= EINPROGRESS then error("connect: " .. err) end
+  return s
+end
+
+-- Drive clients[i] = {sock =, out = string to send, shut = shutdown(w) once
+-- all is sent} in one epoll: write while reading, so neither side blocks.
+-- Each client's reply collects in .got; .eof is set at end of stream. Stops
+-- when every client has .want bytes (or EOF), or at the deadline.
+local function drive(ep, evs, clients)
+  local left = 0
+  for i, c in ipairs(clients) do
+    c.sent, c.got, c.parts = 0, "", {}
+    assert(ep:add(c.sock, i, epoll.IN | epoll.OUT))
+    left = left + 1
+  end
+  local deadline = os.time() + WAIT_S
+  while left > 0 and os.time() <= deadline do
+    local n = assert(ep:wait(evs, 200))
+    for k = 1, n do
+      local i, flags = evs:get(k)
+      local c = clients[i]
+      if not c.done then
+        if flags & epoll.OUT ~= 0 and c.sent < #c.out then
+          local m, err, code = net.send(c.sock, c.out, c.sent + 1)
+          if m then
+            c.sent = c.sent + m
+          elseif code ~= EAGAIN then
+            error("send: " .. err)
+          end
+        end
+        if c.sent == #c.out then
+          if c.shut and not c.shutdown then
+            assert(net.shutdown(c.sock, "w"))
+            c.shutdown = true
+          end
+          assert(ep:modify(c.sock, i, epoll.IN))   -- nothing more to send
+        end
+        if flags & (epoll.IN | epoll.HUP | epoll.ERR) ~= 0 then
+          local data, err, code = net.recv(c.sock, 65536)
+          if data == "" then
+            c.eof = true
+          elseif data then
+            c.parts[#c.parts + 1] = data
+            c.nrecv = (c.nrecv or 0) + #data
+          elseif code ~= EAGAIN then
+            error("recv: " .. err)
+          end
+        end
+        if c.eof or (c.nrecv or 0) >= c.want then
+          c.done = true
+          left = left - 1
+          ep:delete(c.sock)
+        end
+      end
+    end
+  end
+  for _, c in ipairs(clients) do
+    c.got = table.concat(c.parts)
+    c.nrecv = 0
+  end
+end
+
+-- Waits for EOF on sock (the server closing after ours).
+local function wait_eof(ep, evs, sock)
+  assert(ep:add(sock, 0, epoll.IN))
+  local deadline = os.time() + WAIT_S
+  while os.time() <= deadline do
+    local data, _, code = net.recv(sock, 4096)
+    if data ~= nil or code ~= EAGAIN then
+      ep:delete(sock)
+      return data
+    end
+    ep:wait(evs, 200)
+  end
+  ep:delete(sock)
+end
+
+-- A deterministic payload of n bytes: 256-byte blocks, each different
+-- (so lost, repeated or reordered bytes show).
+local FILL = ("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"):rep(5)
+local function payload(n, seed)
+  local parts = {}
+  for i = 1, n // 256 + 1 do
+    parts[i] = string.format("%08x%08x", seed, i) .. FILL:sub(i % 64 + 1, i % 64 + 240)
+  end
+  return table.concat(parts):sub(1, n)
+end
+
+describe("examples/echo_epoll.lua", function()
+  local ep, evs
+  before_each(function()
+    ep = assert(epoll.create())
+    evs = epoll.events(256)
+  end)
+  after_each(function()
+    ep:close()
+    for i = #opened, 1, -1 do
+      pcall(opened[i].close, opened[i])   -- most are closed already
+      opened[i] = nil
+    end
+  end)
+
+  it("echoes small messages on one connection, then closes after EOF", function()
+    local p, port = start()
+    finally(function() p:close() end)
+    local s = connect(port)
+    for _, msg in ipairs({ "ping\n", "x", "\0binary\0\255\n", ("abc"):rep(500) }) do
+      local c = { sock = s, out = msg, want = #msg }
+      drive(ep, evs, { c })
+      assert.equal(msg, c.got)
+    end
+    assert.is_true(net.shutdown(s, "w"))
+    assert.equal("", wait_eof(ep, evs, s))
+    assert.equal("", p:stderr())
+  end)
+
+  it("echoes a 1 MiB payload written and read at the same time", function()
+    local p, port = start()
+    finally(function() p:close() end)
+    local data = payload(1024 * 1024, 1)
+    local c = { sock = connect(port), out = data, want = math.huge, shut = true }
+    drive(ep, evs, { c })
+    assert.is_true(c.eof)                  -- the server closed after echoing
+    assert.equal(#data, #c.got)
+    assert.is_true(data == c.got, "payload differs")
+  end)
+
+  it("finishes partial writes to a client that reads late", function()
+    local p, port = start()
+    finally(function() p:close() end)
+    local s = assert(net.socket(net.INET, net.STREAM, net.NONBLOCK))
+    opened[#opened + 1] = s
+    assert.is_true(net.setsockopt(s, "rcvbuf", 4096))   -- fill up early
+    local ok, err, code = net.connect(s, "127.0.0.1", port)
+    assert(ok or code == EINPROGRESS, err)
+    assert(ep:add(s, 0, epoll.OUT))
+    assert.equal(1, ep:wait(evs, 5000))    -- connected
+    -- Send without reading until the socket stays unwritable for 300 ms.
+    -- That happens only once the server stops reading, which it does only
+    -- while it waits for OUT to send the rest of a partial write.
+    local sent, total, blocked = {}, 0, false
+    while total < 64 * 1024 * 1024 and not blocked do
+      local chunk = payload(65536, #sent + 1)
+      local n, serr, scode = net.send(s, chunk)
+      if n then
+        sent[#sent + 1] = chunk:sub(1, n)
+        total = total + n
+      else
+        assert.equal(EAGAIN, scode, serr)
+      end
+      if not n or n < #chunk then
+        blocked = ep:wait(evs, 300) == 0   -- did the window open again?
+      end
+    end
+    assert.is_true(blocked, "the server never stopped reading")
+    assert.is_true(net.shutdown(s, "w"))
+    -- Now read it all back: the server must finish what it held.
+    local want = table.concat(sent)
+    assert(ep:modify(s, 0, epoll.IN))
+    local got, deadline = {}, os.time() + WAIT_S
+    while os.time() <= deadline do
+      local data, rerr, rcode = net.recv(s, 65536)
+      if data == "" then break end
+      if data then
+        got[#got + 1] = data
+      else
+        assert.equal(EAGAIN, rcode, rerr)
+        ep:wait(evs, 200)
+      end
+    end
+    got = table.concat(got)
+    assert.equal(#want, #got)
+    assert.is_true(want == got, "the echo differs")
+    assert.equal("", p:stderr())
+  end)
+
+  it("serves 50 concurrent clients, twice each on the same connection", function()
+    local p, port = start()
+    finally(function() p:close() end)
+    local clients = {}
+    for i = 1, 50 do
+      clients[i] = { sock = connect(port) }
+    end
+    for round = 1, 2 do
+      for i, c in ipairs(clients) do
+        c.out = payload(1000 + i, round * 100 + i)
+        c.want, c.done, c.eof = #c.out, nil, nil
+      end
+      drive(ep, evs, clients)
+      for i, c in ipairs(clients) do
+        assert.is_nil(c.eof)
+        assert.equal(#c.out, #c.got, "client " .. i)
+        assert.is_true(c.out == c.got, "client " .. i .. " got another reply")
+      end
+    end
+    for _, c in ipairs(clients) do c.sock:close() end
+    -- still serving after 50 closes
+    local s = connect(port)
+    local c = { sock = s, out = "again", want = 5 }
+    drive(ep, evs, { c })
+    assert.equal("again", c.got)
+  end)
+
+  it("survives a client that resets with data unread", function()
+    local p, port = start()
+    finally(function() p:close() end)
+    local s = connect(port)
+    local c = { sock = s, out = payload(65536, 7), want = 1 }
+    drive(ep, evs, { c })                  -- the echo has started coming back
+    assert.is_true(net.setsockopt(s, "linger", 0))
+    s:close()                              -- RST while the server is sending
+    local s2 = connect(port)
+    local c2 = { sock = s2, out = "still here", want = 10 }
+    drive(ep, evs, { c2 })
+    assert.equal("still here", c2.got)
+    assert.equal("", p:stderr())
+  end)
+end)
