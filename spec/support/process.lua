@@ -26,7 +26,10 @@ function M.spawn(cmd, opts)
   opts = opts or {}
   local errfile = os.tmpname()
   local limit = opts.limit or 60
-  local sh = string.format("echo $$; exec timeout -k 5 %d %s 2>%s",
+  -- --foreground: timeout(1) then forwards a signal to the child once;
+  -- without it the child gets it twice (directly and via the process
+  -- group), which a server rightly reads as "a second SIGTERM: force it".
+  local sh = string.format("echo $$; exec timeout --foreground -k 5 %d %s 2>%s",
     limit, cmd, shquote(errfile))
   local f = assert(io.popen(sh, "r"))
   local pid = tonumber(f:read("l"))
