@@ -26,7 +26,7 @@ MODULES  := $(basename $(notdir $(filter-out $(HELPERS:%=csrc/%.c),$(wildcard cs
 SOS      := $(MODULES:%=$(BUILD)/lepoll/%.so)
 HELPER_OBJS := $(HELPERS:%=$(BUILD)/obj/%.o)
 
-.PHONY: all deps hello test check check-asan check-valgrind bench install clean lint
+.PHONY: all deps doc hello test check check-asan check-valgrind bench install clean lint
 all:: $(SOS)
 
 $(BUILD)/obj/%.o: csrc/%.c csrc/internal.h csrc/lepoll.h | $(BUILD)/obj
@@ -45,6 +45,10 @@ test: deps
 
 deps:
 	@.ci/deps
+
+# The C modules' LDoc reference, as HTML in build/doc (needs lua-ldoc).
+doc:
+	ldoc .
 
 lint:
 	luacheck -q lua spec examples bench
