@@ -64,12 +64,12 @@ check-asan:
 	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  LEPOLL_BUILD=build/asan LEPOLL_CPATH=./build/asan/?.so LEPOLL_SANITIZED=asan spec/run --exclude-tags=install $(SPEC)
+	  LEPOLL_BUILD=build/asan LEPOLL_CPATH=./build/asan/?.so LEPOLL_SANITIZED=asan spec/run --exclude-tags=install,lint $(SPEC)
 
 check-valgrind: all
 	LEPOLL_BUILD=$(BUILD) LEPOLL_CPATH=./$(BUILD)/?.so LEPOLL_SANITIZED=valgrind \
 	  LEPOLL_WRAP="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99" \
-	  spec/run --exclude-tags=install $(SPEC)
+	  spec/run --exclude-tags=install,lint $(SPEC)
 
 # The hello server (README quick start): make hello [PORT=8080]
 PORT ?= 8080
