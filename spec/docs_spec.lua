@@ -1,13 +1,7 @@
 -- Keeps the docs honest: every function a C module registers is documented
 -- in its LDoc blocks and in the README, and every EPOLL* flag in
 -- <sys/epoll.h> is exported (after luv's docscov/bindcov checks).
-
-local function slurp(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("support.files").slurp
 
 local readme = slurp("README.md")
 

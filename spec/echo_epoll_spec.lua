@@ -1,33 +1,23 @@
 -- examples/echo_epoll.lua, the echo server on the C layer, run as a separate
 -- process and driven by real TCP clients on 127.0.0.1.
 local process = require "support.process"
+local client = require "support.client"
 local epoll = require "lepoll.epoll"
 local net = require "lepoll.net"
 
 local EAGAIN, EINPROGRESS = net.errno.EAGAIN, net.errno.EINPROGRESS
 local WAIT_S = 10            -- a bound for each whole test's waiting
 
+-- connect(port): a non-blocking client socket whose connect is under way.
+-- Every socket (and server) a test opens is kept in track(); after_each
+-- closes what is still open.
+local connect, closeall, track = client.connector()
+
 local function start()
   local p = process.script("examples/echo_epoll.lua", "0")
-  local line = p:line()
-  local port = line and tonumber(line:match("^listening on 127%.0%.0%.1:(%d+)$"))
-  if not port then
-    local err = p:stderr()
-    p:close()
-    error("echo_epoll.lua did not start: " .. tostring(line) .. " " .. err)
-  end
+  local _, port = p:listening("127.0.0.1")
+  track(function() p:close() end)     -- after the test's sockets
   return p, port
-end
-
--- Every socket a test opens; after_each closes what is still open.
-local opened = {}
-
-local function connect(port)
-  local s = assert(net.socket(net.INET, net.STREAM, net.NONBLOCK))
-  opened[#opened + 1] = s
-  local ok, err, code = net.connect(s, "127.0.0.1", port)
-  if not ok and code ~= EINPROGRESS then error("connect: " .. err) end
-  return s
 end
 
 -- Drive clients[i] = {sock =, out = string to send, shut = shutdown(w) once
@@ -115,22 +105,12 @@ local function payload(n, seed)
 end
 
 describe("examples/echo_epoll.lua", function()
-  local ep, evs
-  before_each(function()
-    ep = assert(epoll.create())
-    evs = epoll.events(256)
-  end)
-  after_each(function()
-    ep:close()
-    for i = #opened, 1, -1 do
-      pcall(opened[i].close, opened[i])   -- most are closed already
-      opened[i] = nil
-    end
-  end)
+  local ep, evs = nil, epoll.events(256)  -- evs holds no fd: one for all
+  before_each(function() ep = track(assert(epoll.create())) end)
+  after_each(closeall)                    -- most sockets are closed already
 
   it("echoes small messages on one connection, then closes after EOF", function()
     local p, port = start()
-    finally(function() p:close() end)
     local s = connect(port)
     for _, msg in ipairs({ "ping\n", "x", "\0binary\0\255\n", ("abc"):rep(500) }) do
       local c = { sock = s, out = msg, want = #msg }
@@ -143,8 +123,7 @@ describe("examples/echo_epoll.lua", function()
   end)
 
   it("echoes a 1 MiB payload written and read at the same time", function()
-    local p, port = start()
-    finally(function() p:close() end)
+    local _, port = start()
     local data = payload(1024 * 1024, 1)
     local c = { sock = connect(port), out = data, want = math.huge, shut = true }
     drive(ep, evs, { c })
@@ -155,9 +134,7 @@ describe("examples/echo_epoll.lua", function()
 
   it("finishes partial writes to a client that reads late", function()
     local p, port = start()
-    finally(function() p:close() end)
-    local s = assert(net.socket(net.INET, net.STREAM, net.NONBLOCK))
-    opened[#opened + 1] = s
+    local s = track(assert(net.socket(net.INET, net.STREAM, net.NONBLOCK)))
     assert.is_true(net.setsockopt(s, "rcvbuf", 4096))   -- fill up early
     local ok, err, code = net.connect(s, "127.0.0.1", port)
     assert(ok or code == EINPROGRESS, err)
@@ -203,8 +180,7 @@ describe("examples/echo_epoll.lua", function()
   end)
 
   it("serves 50 concurrent clients, twice each on the same connection", function()
-    local p, port = start()
-    finally(function() p:close() end)
+    local _, port = start()
     local clients = {}
     for i = 1, 50 do
       clients[i] = { sock = connect(port) }
@@ -231,7 +207,6 @@ describe("examples/echo_epoll.lua", function()
 
   it("survives a client that resets with data unread", function()
     local p, port = start()
-    finally(function() p:close() end)
     local s = connect(port)
     local c = { sock = s, out = payload(65536, 7), want = 1 }
     drive(ep, evs, { c })                  -- the echo has started coming back

@@ -2,91 +2,29 @@
 -- programs built against the installed header and libraries through
 -- pkg-config lepoll, and examples/embed (a C epoll loop nesting lepoll's).
 local process = require "support.process"
-local net = require "lepoll.net"
-local lio = require "lepoll.io"
-local epoll = require "lepoll.epoll"
+local files = require "support.files"
+local client = require "support.client"
 
 local sh = process.shquote
 local BUILD = os.getenv("LEPOLL_BUILD") or "build"
 local SANITIZED = os.getenv("LEPOLL_SANITIZED")
-local VALGRIND = SANITIZED == "valgrind"
-  and "valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
 -- What make check-asan builds with: the programs here link the same way.
 local SANFLAGS = SANITIZED == "asan" and "-fsanitize=address,undefined -fno-sanitize-recover=all"
   or ""
 local MAKEVARS = "BUILD=" .. sh(BUILD) .. (SANITIZED == "asan"
   and " OPT=" .. sh("-O1 -g -fno-omit-frame-pointer") .. " SANFLAGS=" .. sh(SANFLAGS) or "")
-local WAIT_MS = VALGRIND and 60000 or 10000
 
 -- Builds run without the sanitizer preload (cc and make are not
 -- instrumented) and outside the make that runs the specs.
 local BUILD_ENV = "env -u LD_PRELOAD -u MAKEFLAGS -u MFLAGS -u MAKELEVEL"
 
--- How programs built here run: under valgrind, or with leak detection on
--- under ASan (only for that program: the uninstrumented tools around it
--- would report their own leaks).
-local function wrap(env)
-  local parts = { "env -u LUA_INIT -u LUA_INIT_5_4" }
-  for _, kv in ipairs(env or {}) do parts[#parts + 1] = sh(kv) end
-  if SANITIZED == "asan" then parts[#parts + 1] = "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" end
-  if VALGRIND then parts[#parts + 1] = VALGRIND end
-  return table.concat(parts, " ")
-end
+local readfile, writefile, exists = files.slurp, files.writefile, files.exists
 
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function writefile(path, text)
-  local f = assert(io.open(path, "w"))
-  assert(f:write(text))
-  assert(f:close())
-end
-
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() end
-  return f ~= nil
-end
-
--- Run a shell command to the end: stdout+stderr, exit code.
-local function shell(cmd, limit)
-  local p = process.spawn("sh -c " .. sh(cmd .. " 2>&1"), { limit = limit or 120 })
-  local out, _, code = p:wait()
-  p:close()
-  return out, code
-end
-
+-- Run a shell command to the end; raise unless it exits 0. Its output.
 local function check(cmd, limit)
-  local out, code = shell(cmd, limit)
-  assert(code == 0, cmd .. "\nexit " .. tostring(code) .. ":\n" .. out)
+  local out, ok, code = process.sh(cmd, limit)
+  assert(ok, cmd .. "\nexit " .. tostring(code) .. ":\n" .. out)
   return out
-end
-
--- Everything the server at 127.0.0.1:port sends until it closes.
-local function fetch(port)
-  local c = assert(net.socket(net.INET, net.STREAM))
-  local ep = assert(epoll.create())
-  local ok, res = pcall(function()
-    local evs = epoll.events(1)
-    assert(net.connect(c, "127.0.0.1", port))
-    assert(ep:add(c, 1, epoll.IN))
-    local got = {}
-    while true do
-      assert(assert(ep:wait(evs, WAIT_MS)) == 1, "no reply in time")
-      local s = assert(lio.read(c, 4096))
-      if s == "" then break end
-      got[#got + 1] = s
-    end
-    return table.concat(got)
-  end)
-  ep:close()
-  c:close()
-  assert(ok, res)
-  return res
 end
 
 local TEST_C = [[
@@ -148,8 +86,7 @@ describe("embedding", function()
     assert(os.execute("mkdir -p " .. sh(prefix) .. " " .. sh(work) .. " " .. sh(t .. "/empty")))
     pcpath = "PKG_CONFIG_PATH=" .. sh(prefix .. "/lib/pkgconfig") .. "; export PKG_CONFIG_PATH;"
     rpath = "-Wl,-rpath," .. prefix .. "/lib"
-    nothing = { "LUA_PATH=" .. t .. "/empty/?.lua", "LUA_CPATH=" .. t .. "/empty/?.so",
-      "LUA_PATH_5_4=" .. t .. "/empty/?.lua", "LUA_CPATH_5_4=" .. t .. "/empty/?.so" }
+    nothing = process.no_modules(t .. "/empty")
   end)
 
   lazy_teardown(function()
@@ -183,8 +120,8 @@ describe("embedding", function()
     it("installs a program that runs with nothing else installed", function()
       local script = work .. "/loaded.lua"
       writefile(script, "print(require('lepoll.epoll') ~= nil, #arg, ...)")
-      local out = check(wrap(nothing) .. " " .. sh(prefix .. "/bin/lepoll") .. " "
-        .. sh(script) .. " x </dev/null")
+      local out = check(process.program(prefix .. "/bin/lepoll", { script, "x" },
+        { env = nothing }))
       assert.equal("true\t1\tx\n", out)
     end)
   end)
@@ -194,12 +131,7 @@ describe("embedding", function()
 
     lazy_setup(function()
       local names = {}
-      local ls = assert(io.popen("ls lua/lepoll/*.lua 2>/dev/null"))
-      for path in ls:lines() do
-        local base = path:match("([^/]+)%.lua$")
-        names[#names + 1] = base == "init" and "lepoll" or "lepoll." .. base
-      end
-      ls:close()
+      for _, m in ipairs(files.framework_modules()) do names[#names + 1] = m[1] end
       for _, n in ipairs({ "lepoll.epoll", "lepoll.io", "lepoll.net" }) do names[#names + 1] = n end
       table.sort(names)
       expect_preload = table.concat(names, " ")
@@ -212,7 +144,7 @@ describe("embedding", function()
         .. " $(pkg-config --cflags --libs lepoll) " .. rpath)
       assert.matches("liblepoll%.so%.0 => " .. prefix:gsub("%p", "%%%0"),
         check(BUILD_ENV .. " ldd " .. sh(work .. "/test-shared")))
-      local out = check(wrap(nothing) .. " " .. sh(work .. "/test-shared"))
+      local out = check(process.program(work .. "/test-shared", {}, { env = nothing }))
       assert.equal("0.1.0\n42\tthrough a pipe\t" .. expect_preload .. "\n", out)
     end)
 
@@ -222,7 +154,7 @@ describe("embedding", function()
         .. " $(pkg-config --cflags lepoll) " .. sh(prefix .. "/lib/liblepoll.a")
         .. " $(pkg-config --libs lua5.4) -lm")
       assert.is_nil(check(BUILD_ENV .. " ldd " .. sh(work .. "/test-static")):find("liblepoll"))
-      local out = check(wrap(nothing) .. " " .. sh(work .. "/test-static"))
+      local out = check(process.program(work .. "/test-static", {}, { env = nothing }))
       assert.equal("0.1.0\n42\tthrough a pipe\t" .. expect_preload .. "\n", out)
     end)
   end)
@@ -238,9 +170,7 @@ describe("embedding", function()
     end)
 
     local function start(args)
-      local parts = { wrap(nothing), sh(embed) }
-      for _, a in ipairs(args) do parts[#parts + 1] = sh(a) end
-      return process.spawn(table.concat(parts, " ") .. " </dev/null")
+      return process.spawn(process.program(embed, args, { env = nothing }))
     end
 
     local function counters(rest)
@@ -256,9 +186,8 @@ describe("embedding", function()
       end
       local p = start({ "-t", "120", "examples/embed/app.lua", "0", "127.0.0.1" })
       finally(function() p:close() end)
-      local line = p:line() or ""
-      local port = tonumber(line:match("^listening on 127%.0%.0%.1:(%d+)$"))
-      assert(port, "got " .. line .. "\n" .. p:stderr())
+      local host, port = p:listening()
+      assert.equal("127.0.0.1", host)
       -- the Lua timer reports the C tick count it sees: both loops advance
       local last = -1
       for i = 1, 3 do
@@ -267,7 +196,7 @@ describe("embedding", function()
         assert.is_true(tonumber(ticks) > last)
         last = tonumber(ticks)
       end
-      for _ = 1, 3 do assert.equal("hello\n", fetch(port)) end
+      for _ = 1, 3 do assert.equal("hello\n", client.fetch(port)) end
       assert.is_true(p:kill("TERM"))
       local rest, how, code = p:wait()
       local ticks, timers, served = counters(rest)

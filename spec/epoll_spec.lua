@@ -3,34 +3,14 @@ local epoll = require "lepoll.epoll"
 local lio = require "lepoll.io"
 local net = require "lepoll.net"
 local process = require "support.process"
+local files = require "support.files"
+local cleanup = require "support.cleanup"
+local assert_fail = require("support.result").assert_fail
 
 local E = epoll.errno
 
 -- Everything a test opens goes through own() and is closed in after_each.
-local opened = {}
-local function own(...)
-  for i = 1, select("#", ...) do
-    local v = select(i, ...)
-    if v ~= nil then opened[#opened + 1] = v end
-  end
-  return ...
-end
-
-local function isclosed(o)
-  return tostring(o):find("(closed)", 1, true) ~= nil
-end
-
-local function closeall()
-  for i = #opened, 1, -1 do
-    local o = opened[i]
-    opened[i] = nil
-    if type(o) == "function" then
-      o()
-    elseif not isclosed(o) then
-      o:close()
-    end
-  end
-end
+local own, closeall = cleanup.tracker()
 
 local function newep(flags)
   return own(assert(epoll.create(flags)))
@@ -77,50 +57,13 @@ local function clock()
 end
 local now, resolution = clock()
 
-local function mypid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
-  f:close()
-  return pid
-end
+local fdtable, fdflags = files.fds, files.fdflags
 
--- Open fds of this process as { [fd] = target } (via ls, which reads our
--- /proc/PID/fd from outside, so its own fds are not counted).
-local function fdtable()
-  local p = assert(io.popen("ls -l /proc/" .. mypid() .. "/fd 2>/dev/null"))
-  local t, n = {}, 0
-  for line in p:lines() do
-    local fd, target = line:match("%s(%d+) %-> (.*)$")
-    if fd then t[tonumber(fd)] = target; n = n + 1 end
-  end
-  p:close()
-  return t, n
-end
-
--- The fd flags the kernel reports (octal in /proc/self/fdinfo).
-local function fdflags(fd)
-  local f = assert(io.open("/proc/self/fdinfo/" .. fd))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("flags:%s*(%d+)"), 8)
-end
-
+-- A temporary file holding text, removed after the test.
 local function write_tmp(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
+  local path = files.tmpfile(text)
   own(function() os.remove(path) end)
   return path
-end
-
-local function assert_fail(errno, ...)
-  local n = select("#", ...)
-  local v, msg, en = ...
-  assert.equal(3, n)
-  assert.is_nil(v)
-  assert.equal("string", type(msg))
-  assert.equal(errno, en)
 end
 
 after_each(closeall)

@@ -1,11 +1,17 @@
 -- examples/hello_epoll.lua, the seed's example on the C layer, run as a
 -- separate process and driven by real TCP clients on 127.0.0.1.
 local process = require "support.process"
+local client = require "support.client"
 local epoll = require "lepoll.epoll"
 local net = require "lepoll.net"
 
-local EAGAIN, EINPROGRESS = net.errno.EAGAIN, net.errno.EINPROGRESS
+local EAGAIN = net.errno.EAGAIN
 local WAIT_S = 10            -- a bound for each whole test's waiting
+
+-- connect(port): a non-blocking client socket whose connect is under way.
+-- Every socket (and server) a test opens is kept in track(); after_each
+-- closes what is still open.
+local connect, closeall, track = client.connector()
 
 -- Start the server; `nofile` lowers its RLIMIT_NOFILE (ulimit -n).
 local function start(nofile)
@@ -17,29 +23,9 @@ local function start(nofile)
   else
     p = process.script("examples/hello_epoll.lua", "0")
   end
-  local line = p:line()
-  local port = line and tonumber(line:match("^listening on 127%.0%.0%.1:(%d+)$"))
-  if not port then
-    local err = p:stderr()
-    p:close()
-    error("hello_epoll.lua did not start: " .. tostring(line) .. " " .. err)
-  end
+  local _, port = p:listening("127.0.0.1")
+  track(function() p:close() end)     -- after the test's sockets
   return p, port
-end
-
--- Every socket a test opens; after_each closes what is still open.
-local opened = {}
-
--- A non-blocking client socket whose connect is under way.
-local function connect(port)
-  local s = assert(net.socket(net.INET, net.STREAM, net.NONBLOCK))
-  opened[#opened + 1] = s
-  local ok, err, code = net.connect(s, "127.0.0.1", port)
-  if not ok and code ~= EINPROGRESS then
-    s:close()
-    error("connect: " .. err)
-  end
-  return s
 end
 
 -- Everything sock sends until EOF (or "", err on an error / the deadline).
@@ -63,22 +49,12 @@ local function read_all(ep, evs, sock)
 end
 
 describe("examples/hello_epoll.lua", function()
-  local ep, evs
-  before_each(function()
-    ep = assert(epoll.create())
-    evs = epoll.events(256)
-  end)
-  after_each(function()
-    ep:close()
-    for i = #opened, 1, -1 do
-      pcall(opened[i].close, opened[i])   -- most are closed already
-      opened[i] = nil
-    end
-  end)
+  local ep, evs = nil, epoll.events(256)  -- evs holds no fd: one for all
+  before_each(function() ep = track(assert(epoll.create())) end)
+  after_each(closeall)                    -- most sockets are closed already
 
   it("prints its port and greets 200 sequential clients", function()
-    local p, port = start()
-    finally(function() p:close() end)
+    local _, port = start()
     assert.is_true(port > 0 and port < 65536)
     local good = 0
     for _ = 1, 200 do
@@ -122,8 +98,7 @@ describe("examples/hello_epoll.lua", function()
   end
 
   it("greets 200 concurrent clients, each with exactly hello and EOF", function()
-    local p, port = start()
-    finally(function() p:close() end)
+    local _, port = start()
     local done, got = concurrent(port, 200)
     assert.equal(200, done)
     for i = 1, 200 do assert.equal("hello\n", got[i]) end
@@ -131,7 +106,6 @@ describe("examples/hello_epoll.lua", function()
 
   it("pauses accepting when out of fds (EMFILE) and serves everyone", function()
     local p, port = start(12)   -- 0-2, listener, epoll, lua: a few to spare
-    finally(function() p:close() end)
     local done, got = concurrent(port, 100)
     assert.equal(100, done)
     for i = 1, 100 do assert.equal("hello\n", got[i]) end
@@ -140,7 +114,6 @@ describe("examples/hello_epoll.lua", function()
 
   it("survives clients that reset at once, and keeps serving", function()
     local p, port = start()
-    finally(function() p:close() end)
     local deadline = os.time() + WAIT_S
     for _ = 1, 50 do
       local s = connect(port)
@@ -162,7 +135,6 @@ describe("examples/hello_epoll.lua", function()
 
   it("stops on SIGTERM", function()
     local p = start()
-    finally(function() p:close() end)
     assert.is_true(p:kill("TERM"))
     local rest, how, code = p:wait()
     assert.equal("", rest)

@@ -1,25 +1,18 @@
 -- The lepoll program ($LEPOLL_BUILD/bin/lepoll): lua(1)'s command line,
 -- exit status and errors, and event scripts run with nothing installed.
 local process = require "support.process"
-local net = require "lepoll.net"
-local lio = require "lepoll.io"
-local epoll = require "lepoll.epoll"
+local files = require "support.files"
+local client = require "support.client"
 
 local sh = process.shquote
 local BUILD = os.getenv("LEPOLL_BUILD") or "build"
 local HOST = BUILD .. "/bin/lepoll"
-local VALGRIND = os.getenv("LEPOLL_SANITIZED") == "valgrind"
-  and "valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
-local ASAN = os.getenv("LEPOLL_SANITIZED") == "asan"
-local WAIT_MS = VALGRIND and 60000 or 10000
+local fetch, exists = client.fetch, files.exists
 
 -- Scratch files and folders, removed after each test.
 local scratch = {}
 local function tmpfile(text)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  assert(f:write(text or ""))
-  assert(f:close())
+  local name = files.tmpfile(text)
   scratch[#scratch + 1] = name
   return name
 end
@@ -37,21 +30,10 @@ after_each(function()
   end
 end)
 
--- The shell command running the host: opts.env a list of "NAME=value",
--- opts.stdin a file for standard input (default /dev/null, so that no
--- test ever sees a terminal). LUA_INIT is unset unless a test sets it.
+-- The shell command running the host: opts.env, opts.stdin as for
+-- process.program (LUA_INIT is unset unless a test sets it).
 local function command(args, opts)
-  opts = opts or {}
-  local parts = { "env -u LUA_INIT -u LUA_INIT_5_4" }
-  for _, kv in ipairs(opts.env or {}) do parts[#parts + 1] = sh(kv) end
-  -- under ASan the host (itself instrumented) checks for leaks too; only
-  -- it: the uninstrumented tools around it would report their own
-  if ASAN then parts[#parts + 1] = "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" end
-  if VALGRIND then parts[#parts + 1] = VALGRIND end
-  parts[#parts + 1] = sh(HOST)
-  for _, a in ipairs(args) do parts[#parts + 1] = sh(a) end
-  parts[#parts + 1] = "<" .. sh(opts.stdin or "/dev/null")
-  return table.concat(parts, " ")
+  return process.program(HOST, args, opts)
 end
 
 -- valgrind's own report ("==pid== ...", e.g. possibly lost blocks after
@@ -74,63 +56,9 @@ local function start(args, opts)
   return process.spawn(command(args, opts))
 end
 
--- Everything the peer at 127.0.0.1:port sends until it closes, every
--- wait bounded.
-local function fetch(port)
-  local c = assert(net.socket(net.INET, net.STREAM))
-  local ep = assert(epoll.create())
-  local ok, res = pcall(function()
-    local evs = epoll.events(1)
-    assert(net.connect(c, "127.0.0.1", port))
-    assert(ep:add(c, 1, epoll.IN))
-    local got = {}
-    while true do
-      assert(assert(ep:wait(evs, WAIT_MS)) == 1, "no reply in time")
-      local s = assert(lio.read(c, 4096))
-      if s == "" then break end
-      got[#got + 1] = s
-    end
-    return table.concat(got)
-  end)
-  ep:close()
-  c:close()
-  assert(ok, res)
-  return res
-end
-
-local function listening(p)
-  local line = p:line()
-  local host, port = (line or ""):match("^listening on (.+):(%d+)$")
-  assert(port, "expected 'listening on HOST:PORT', got " .. tostring(line)
-    .. "\n" .. p:stderr())
-  return host, tonumber(port)
-end
-
 -- A folder with nothing in it, for LUA_PATH and LUA_CPATH.
 local function nothing_installed()
-  local empty = tmpdir()
-  return {
-    "LUA_PATH=" .. empty .. "/?.lua", "LUA_CPATH=" .. empty .. "/?.so",
-    "LUA_PATH_5_4=" .. empty .. "/?.lua", "LUA_CPATH_5_4=" .. empty .. "/?.so",
-  }
-end
-
--- The framework's modules, by the file names the build embeds.
-local function framework_modules()
-  local mods = {}
-  local ls = assert(io.popen("ls lua/lepoll/*.lua 2>/dev/null"))
-  for path in ls:lines() do
-    local base = path:match("([^/]+)%.lua$")
-    mods[#mods + 1] = base == "init" and "lepoll" or "lepoll." .. base
-  end
-  ls:close()
-  return mods
-end
-
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() end
-  return f ~= nil
+  return process.no_modules(tmpdir())
 end
 
 describe("lepoll host", function()
@@ -419,7 +347,7 @@ describe("lepoll host", function()
   describe("built-in modules", function()
     it("are preloaded, so nothing needs to be installed", function()
       local mods = { "lepoll.epoll", "lepoll.net", "lepoll.io" }
-      for _, m in ipairs(framework_modules()) do mods[#mods + 1] = m end
+      for _, m in ipairs(files.framework_modules()) do mods[#mods + 1] = m[1] end
       local script = tmpfile([[
         for _, name in ipairs({...}) do
           assert(package.preload[name], "no preload for " .. name)
@@ -455,7 +383,7 @@ describe("lepoll host", function()
       ]])
       local p = start({ script, "3" }, { env = nothing_installed() })
       finally(function() p:close() end)
-      local host, port = listening(p)
+      local host, port = p:listening()
       assert.equal("127.0.0.1", host)
       for i = 1, 3 do assert.equal("hello " .. i .. "\n", fetch(port)) end
       local rest, how, code = p:wait()
@@ -478,7 +406,7 @@ describe("lepoll host", function()
       assert(os.execute("cp examples/hello.lua " .. sh(hello)))
       local p = start({ hello, "0", "127.0.0.1" }, { env = nothing_installed() })
       finally(function() p:close() end)
-      local host, port = listening(p)
+      local host, port = p:listening()
       assert.equal("127.0.0.1", host)
       assert.is_true(port > 0)
       for _ = 1, 5 do assert.equal("hello\n", fetch(port)) end

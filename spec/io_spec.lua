@@ -1,6 +1,9 @@
 -- Specs for lepoll.io (csrc/io.c): fds, pipes, eventfd, timerfd, signalfd, pidfd.
 local lio = require "lepoll.io"
 local process = require "support.process"
+local files = require "support.files"
+local cleanup = require "support.cleanup"
+local assert_fail = require("support.result").assert_fail
 
 local has_epoll, epoll = pcall(require, "lepoll.epoll")
 
@@ -12,23 +15,11 @@ local INT_MAX = 0x7fffffff
 local VALGRIND = os.getenv("LEPOLL_SANITIZED") == "valgrind"
 local ESRCH_PIDFD = VALGRIND and E.ENOSYS or E.ESRCH
 
--- The open file's status flags, from /proc/self/fdinfo (octal).
-local function fdflags(fd)
-  local f = assert(io.open("/proc/self/fdinfo/" .. fd:fileno()))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("flags:%s*(%d+)"), 8)
-end
+local fdflags, count_fds = files.fdflags, files.count_fds
 
--- Entries in this process's fd directory (ls's own pipe counts the same
--- in every call).
-local function count_fds()
-  local p = assert(io.popen("ls /proc/" .. lio.getpid() .. "/fd"))
-  local n = 0
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
-end
+-- Fds opened by a test (and cleanups to run); closed after each.
+local track, closeall = cleanup.tracker()
+after_each(closeall)
 
 -- Wait up to ms for fd to become readable: true or false. Bounded.
 local function readable(fd, ms)
@@ -40,41 +31,13 @@ local function readable(fd, ms)
   return n == 1
 end
 
--- A Lua script in a temporary file, for child processes.
+-- A Lua script in a temporary file, for child processes; removed after
+-- the test.
 local function tmpscript(src)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  f:write(src)
-  f:close()
+  local name = files.tmpfile(src)
+  track(function() os.remove(name) end)
   return name
 end
-
-local function assert_fail(en, ...)
-  local n = select("#", ...)
-  local v, msg, code = ...
-  assert.equal(3, n)
-  assert.is_nil(v)
-  assert.is_string(msg)
-  assert.equal(en, code)
-end
-
--- Fds opened by a test; closed after each.
-local opened
-local function track(...)
-  for i = 1, select("#", ...) do
-    local v = select(i, ...)
-    if type(v) == "userdata" then opened[#opened + 1] = v end
-  end
-  return ...
-end
-
-before_each(function() opened = {} end)
-after_each(function()
-  for _, f in ipairs(opened) do
-    if not tostring(f):match("closed") then f:close() end
-  end
-  opened = nil
-end)
 
 local function pipe(flags) return track(assert(lio.pipe(flags))) end
 

@@ -1,24 +1,14 @@
 -- lepoll.net: sockets (INET, INET6, UNIX; stream and datagram).
 local net = require "lepoll.net"
 local has_epoll, epoll = pcall(require, "lepoll.epoll")
+local files = require "support.files"
+local cleanup = require "support.cleanup"
+local assert_fail = require("support.result").assert_fail
 
 local E = net.errno
 
 -- Every socket a test makes goes through track(); after_each closes them.
-local opened = {}
-local function track(...)
-  for i = 1, select("#", ...) do
-    local f = select(i, ...)
-    if type(f) == "userdata" then opened[#opened + 1] = f end
-  end
-  return ...
-end
-local function closeall()
-  for i = #opened, 1, -1 do
-    getmetatable(opened[i]).__close(opened[i])  -- idempotent, never raises
-    opened[i] = nil
-  end
-end
+local track, closeall = cleanup.tracker()
 
 local function sock(family, stype, flags)
   return track(assert(net.socket(family, stype, flags)))
@@ -42,29 +32,9 @@ local function tcp_pair(family, host)
   return s, c, a
 end
 
--- The open flags of one of our fds (octal "flags:" of /proc/self/fdinfo).
-local function fdflags(f)
-  local fh = assert(io.open("/proc/self/fdinfo/" .. f:fileno()))
-  local s = fh:read("a")
-  fh:close()
-  return tonumber(s:match("flags:%s*(%d+)"), 8)
-end
+local fdflags, fdcount = files.fdflags, files.count_fds
 local O_NONBLOCK, O_CLOEXEC = 2048, 524288  -- 04000, 02000000 (asm-generic)
-
--- Entries in /proc/<our pid>/fd; popen's own pipe is counted each time.
-local mypid
-do
-  local fh = assert(io.open("/proc/self/stat"))
-  mypid = fh:read("n")
-  fh:close()
-end
-local function fdcount()
-  local p = assert(io.popen("ls /proc/" .. mypid .. "/fd"))
-  local n = 0
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
-end
+local mypid = files.pid()
 
 -- Bounded wait until fd is writable: epoll if built, else poll the peer.
 local function wait_writable(fd)
@@ -98,12 +68,6 @@ local function mktmpdir()
   os.remove(d)
   assert(os.execute("mkdir -m 700 " .. d))
   return d
-end
-
-local function assert_fail(errno, ok, msg, en)
-  assert.is_nil(ok)
-  assert.equal("string", type(msg))
-  assert.equal(errno, en)
 end
 
 local tmpdir

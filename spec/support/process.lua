@@ -16,6 +16,38 @@ function M.lua_command()
     .. " LUA_CPATH=" .. shquote(cpath .. ";;") .. " lua5.4"
 end
 
+--- The shell command line that runs a program built here, `path args...`,
+-- as the spec run asks: under valgrind (make check-valgrind), or with ASan's
+-- leak check on (make check-asan) for that program only, since the
+-- uninstrumented tools around it would report their own leaks. LUA_INIT is
+-- unset; opts.env adds "NAME=value" strings; opts.stdin is a file for
+-- standard input (default /dev/null, so that it never sees a terminal).
+function M.program(path, args, opts)
+  opts = opts or {}
+  local sanitized = os.getenv("LEPOLL_SANITIZED")
+  local parts = { "env -u LUA_INIT -u LUA_INIT_5_4" }
+  for _, kv in ipairs(opts.env or {}) do parts[#parts + 1] = shquote(kv) end
+  if sanitized == "asan" then
+    parts[#parts + 1] = "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"
+  elseif sanitized == "valgrind" then
+    parts[#parts + 1] = "valgrind -q --leak-check=full --errors-for-leak-kinds=definite"
+      .. " --error-exitcode=99"
+  end
+  parts[#parts + 1] = shquote(path)
+  for _, a in ipairs(args or {}) do parts[#parts + 1] = shquote(a) end
+  parts[#parts + 1] = "<" .. shquote(opts.stdin or "/dev/null")
+  return table.concat(parts, " ")
+end
+
+--- Environment strings for M.program that make Lua find no module outside
+-- it: every LUA_PATH and LUA_CPATH variable points into dir (an empty folder).
+function M.no_modules(dir)
+  return {
+    "LUA_PATH=" .. dir .. "/?.lua", "LUA_CPATH=" .. dir .. "/?.so",
+    "LUA_PATH_5_4=" .. dir .. "/?.lua", "LUA_CPATH_5_4=" .. dir .. "/?.so",
+  }
+end
+
 local Proc = {}
 Proc.__index = Proc
 
@@ -44,9 +76,34 @@ function M.script(path, ...)
   return M.spawn(table.concat(parts, " "))
 end
 
+--- Run a shell command line to the end, bounded like every child (limit
+-- seconds, default 120): returns its stdout and stderr together, whether
+-- it exited 0, and its exit code.
+function M.sh(cmd, limit)
+  local p = M.spawn("sh -c " .. shquote(cmd .. " 2>&1"), { limit = limit or 120 })
+  local out, how, code = p:wait()
+  p:close()
+  return out, how == "exit" and code == 0, code
+end
+
 --- Next line of the child's stdout (nil at end of file).
 function Proc:line()
   return self.out:read("l")
+end
+
+--- Read the server's first line, "listening on HOST:PORT": returns host
+-- and port (a number). Any other line, or another host than want (when
+-- given), closes the child and raises with what it wrote to stderr.
+function Proc:listening(want)
+  local line = self:line()
+  local host, port = (line or ""):match("^listening on (.+):(%d+)$")
+  if not port or (want and host ~= want) then
+    local err = self:stderr()
+    self:close()
+    error(("expected 'listening on %s:PORT', got %s\n%s")
+      :format(want or "HOST", tostring(line), err), 2)
+  end
+  return host, tonumber(port)
 end
 
 --- Send a signal by name ("TERM", "INT", "KILL") to this child only.
