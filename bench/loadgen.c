@@ -6,6 +6,19 @@
  *   loadgen echo HOST PORT [--conns N] [--seconds S] [--size B]
  *       N persistent connections, each a B-byte ping-pong; latency is the
  *       first byte sent -> the last byte of the echo received.
+ *   loadgen idle HOST PORT [--conns N] [--seconds S] [--batch B]
+ *       For an echo server's memory per connection: open N connections, at
+ *       most B (default 256) of them still connecting at a time, send one
+ *       byte on each and read its echo (so the server has accepted it and
+ *       is waiting in a read), then print
+ *         workload=idle conns=N established=M connect_s=T errors=E
+ *       and hold them all open S seconds (the harness samples the server's
+ *       RSS meanwhile), then close them and print
+ *         held_s=S dropped=D
+ *       where D counts connections the server closed or wrote to during the
+ *       hold. Exits 0 when all N were established and none dropped. The
+ *       connecting phase gives up after IDLE_CONNECT_S seconds, or after
+ *       IDLE_STALL_S seconds in which no connection was established.
  *
  * Every reply is checked byte for byte (echo messages differ per connection
  * and per round trip, so a stale or crossed reply is caught); a wrong, short
@@ -30,6 +43,8 @@
 #define MAXEVENTS 256
 #define MAXCONNS  100000
 #define MAXSIZE   (16 * 1024 * 1024)
+#define IDLE_CONNECT_S 60   /* idle: bound on establishing the connections */
+#define IDLE_STALL_S   10   /* idle: ... and on a stretch with no progress */
 
 static const char hello[] = "hello\n";
 #define HELLO_LEN (sizeof hello - 1)
@@ -235,6 +250,140 @@ static void echo_event(gen *g, size_t i, uint32_t flags, uint64_t t) {
   }
 }
 
+/* idle: connection i connects (want_out), sends its byte (sent), gets the
+ * echo (got): then it is established and only watched for a drop. */
+static int idle_start(gen *g, size_t i) {
+  conn *c = &g->conns[i];
+  c->got = c->sent = 0;
+  c->want_out = 1;
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd == -1)
+    return -1;
+  if ((connect(c->fd, (struct sockaddr *)&g->addr, sizeof g->addr) == -1 &&
+       errno != EINPROGRESS) ||
+      ctl(g, EPOLL_CTL_ADD, c, i, EPOLLIN | EPOLLOUT) == -1) {
+    close_conn(c);
+    return -1;
+  }
+  return 0;
+}
+
+/* One event on a connection still being established: 1 when it now is,
+ * 0 when it needs more events, -1 when it failed (closed). */
+static int idle_step(gen *g, size_t i, uint32_t flags) {
+  conn *c = &g->conns[i];
+  unsigned char byte = (unsigned char)('a' + i % 26);
+  ssize_t n;
+  if (flags & EPOLLERR)
+    goto failed;
+  if (c->want_out && (flags & EPOLLOUT)) {
+    do
+      n = send(c->fd, &byte, 1, MSG_NOSIGNAL);
+    while (n == -1 && errno == EINTR);
+    if (n == -1 && errno == EAGAIN)
+      return 0;
+    if (n != 1)
+      goto failed;
+    c->sent = 1;
+    c->want_out = 0;
+    if (ctl(g, EPOLL_CTL_MOD, c, i, EPOLLIN) == -1)
+      goto failed;
+  }
+  if (!c->sent || !(flags & (EPOLLIN | EPOLLHUP)))
+    return 0;
+  do
+    n = recv(c->fd, g->rbuf, sizeof g->rbuf, 0);
+  while (n == -1 && errno == EINTR);
+  if (n == -1 && errno == EAGAIN)
+    return 0;
+  if (n != 1 || g->rbuf[0] != byte)
+    goto failed;                      /* EOF, error, or not our byte */
+  c->got = 1;
+  return 1;
+failed:
+  close_conn(c);
+  return -1;
+}
+
+static int run_idle(gen *g, double seconds, size_t batch) {
+  struct epoll_event evs[MAXEVENTS];
+  size_t next = 0, pending = 0, established = 0, dropped = 0, i;
+  uint64_t t0 = now_ns(), t, deadline, progress = t0;
+  int n, k;
+  deadline = t0 + (uint64_t)IDLE_CONNECT_S * 1000000000u;
+  for (t = t0; established + g->errors < g->nconns && t < deadline &&
+               t - progress < (uint64_t)IDLE_STALL_S * 1000000000u;) {
+    while (next < g->nconns && pending < batch) {
+      if (idle_start(g, next++) == 0)
+        pending++;
+      else
+        g->errors++;
+    }
+    n = epoll_wait(g->ep, evs, MAXEVENTS, 100);
+    if (n == -1) {
+      if (errno == EINTR)
+        continue;
+      die("epoll_wait");
+    }
+    for (k = 0; k < n; k++) {
+      i = (size_t)evs[k].data.u64;
+      if (g->conns[i].fd == -1)
+        continue;
+      if (g->conns[i].got) {          /* established, yet an event: */
+        dropped++;                    /* closed by the server already */
+        close_conn(&g->conns[i]);
+        continue;
+      }
+      switch (idle_step(g, i, evs[k].events)) {
+      case 1:
+        established++;
+        pending--;
+        progress = now_ns();
+        break;
+      case -1:
+        g->errors++;
+        pending--;
+        break;
+      default:
+        break;
+      }
+    }
+    t = now_ns();
+  }
+  for (i = 0; i < g->nconns; i++)    /* timed out: still connecting */
+    if (g->conns[i].fd != -1 && !g->conns[i].got)
+      close_conn(&g->conns[i]);
+  g->errors = g->nconns - established;  /* failed or timed out */
+  printf("workload=idle conns=%zu established=%zu connect_s=%.3f errors=%llu\n",
+         g->nconns, established - dropped, (double)(now_ns() - t0) / 1e9,
+         (unsigned long long)g->errors);
+  fflush(stdout);
+
+  t0 = now_ns();                      /* hold: any event is a drop */
+  deadline = t0 + (uint64_t)(seconds * 1e9);
+  for (t = t0; t < deadline; t = now_ns()) {
+    n = epoll_wait(g->ep, evs, MAXEVENTS,
+                   (int)((deadline - t + 999999) / 1000000));
+    if (n == -1) {
+      if (errno == EINTR)
+        continue;
+      die("epoll_wait");
+    }
+    for (k = 0; k < n; k++) {
+      i = (size_t)evs[k].data.u64;
+      if (g->conns[i].fd != -1) {
+        dropped++;
+        close_conn(&g->conns[i]);
+      }
+    }
+  }
+  for (i = 0; i < g->nconns; i++)
+    close_conn(&g->conns[i]);
+  printf("held_s=%.3f dropped=%zu\n", (double)(now_ns() - t0) / 1e9, dropped);
+  fflush(stdout);
+  return g->errors == 0 && dropped == 0 && established == g->nconns ? 0 : 1;
+}
+
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return (x > y) - (x < y);
@@ -247,8 +396,8 @@ static double pct_us(gen *g, unsigned p) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: loadgen hello|echo HOST PORT [--conns N] "
-                  "[--seconds S] [--size B]\n");
+  fprintf(stderr, "usage: loadgen hello|echo|idle HOST PORT [--conns N] "
+                  "[--seconds S] [--size B] [--batch B]\n");
   exit(2);
 }
 
@@ -265,11 +414,13 @@ int main(int argc, char **argv) {
   struct epoll_event evs[MAXEVENTS];
   double seconds = 5.0;
   uint64_t t0, deadline, t;
-  size_t i;
-  int a;
-  if (argc < 4 || (strcmp(argv[1], "hello") && strcmp(argv[1], "echo")))
+  size_t i, batch = 256;
+  int a, idle;
+  if (argc < 4 || (strcmp(argv[1], "hello") && strcmp(argv[1], "echo") &&
+                   strcmp(argv[1], "idle")))
     usage();
   g.echo = strcmp(argv[1], "echo") == 0;
+  idle = strcmp(argv[1], "idle") == 0;
   g.nconns = 50;
   g.size = 64;
   memset(&g.addr, 0, sizeof g.addr);
@@ -286,6 +437,8 @@ int main(int argc, char **argv) {
       seconds = (double)num(argv[a + 1], 1, 3600);
     else if (strcmp(argv[a], "--size") == 0)
       g.size = (size_t)num(argv[a + 1], 1, MAXSIZE);
+    else if (strcmp(argv[a], "--batch") == 0)
+      batch = (size_t)num(argv[a + 1], 1, MAXCONNS);
     else
       usage();
   }
@@ -304,6 +457,8 @@ int main(int argc, char **argv) {
       fill(&g, i, &g.conns[i]);
     }
   }
+  if (idle)
+    return run_idle(&g, seconds, batch);
 
   t0 = now_ns();
   deadline = t0 + (uint64_t)(seconds * 1e9);
