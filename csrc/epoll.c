@@ -73,15 +73,36 @@ static int ep_pwait2(int epfd, struct epoll_event *ev, int maxevents,
 #endif
 }
 
+/* Every function of this module has two upvalues, the metatables of
+ * lepoll.Epoll and lepoll.Events (set up in luaopen_lepoll_epoll), so a
+ * type check is one pointer compare instead of luaL_checkudata's registry
+ * lookup by name: wait and get run once per batch and once per event. */
+#define EP_UPEPOLL  lua_upvalueindex(1)
+#define EP_UPEVENTS lua_upvalueindex(2)
+
+/* luaL_checkudata against the metatable at upvalue index up: the same
+ * result and the same error. */
+static void *ep_checkud(lua_State *L, int arg, int up, const char *tname) {
+  void *p = lua_touserdata(L, arg);
+  if (p != NULL && lua_getmetatable(L, arg)) {
+    const void *mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    if (mt == lua_topointer(L, up))
+      return p;
+  }
+  luaL_typeerror(L, arg, tname);
+  return NULL;  /* not reached */
+}
+
 static ep_Epoll *ep_check(lua_State *L) {
-  ep_Epoll *ep = (ep_Epoll *)luaL_checkudata(L, 1, LEPOLL_EPOLL_T);
+  ep_Epoll *ep = (ep_Epoll *)ep_checkud(L, 1, EP_UPEPOLL, LEPOLL_EPOLL_T);
   if (ep->fd < 0)
     luaL_error(L, "attempt to use a closed %s", LEPOLL_EPOLL_T);
   return ep;
 }
 
 static evs_Events *evs_check(lua_State *L, int arg) {
-  return (evs_Events *)luaL_checkudata(L, arg, LEPOLL_EVENTS_T);
+  return (evs_Events *)ep_checkud(L, arg, EP_UPEVENTS, LEPOLL_EVENTS_T);
 }
 
 /* Any Lua integer (or float with an exact integer value) as the u64 the
@@ -167,7 +188,8 @@ static int ep_create(lua_State *L) {
   ep_Epoll *ep = (ep_Epoll *)lua_newuserdatauv(L, sizeof *ep, 0);
   ep->fd = -1;
   ep->nopwait2 = 0;
-  luaL_setmetatable(L, LEPOLL_EPOLL_T);
+  lua_pushvalue(L, EP_UPEPOLL);
+  lua_setmetatable(L, -2);
   if ((ep->fd = epoll_create1(flags)) == -1)
     return lp_failerrno(L);
   return 1;
@@ -289,7 +311,8 @@ static int evs_new(lua_State *L) {
   evs_Events *evs = (evs_Events *)lua_newuserdatauv(L, size, 0);
   evs->cap = n;
   evs->count = 0;
-  luaL_setmetatable(L, LEPOLL_EVENTS_T);
+  lua_pushvalue(L, EP_UPEVENTS);
+  lua_setmetatable(L, -2);
   return 1;
 }
 
@@ -397,7 +420,6 @@ static const luaL_Reg evs_methods[] = {
 };
 
 static const luaL_Reg evs_meta[] = {
-  {"__index",    NULL},  /* placeholder */
   {"__len",      evs_count},
   {"__tostring", evs_tostring},
   {NULL, NULL}
@@ -458,14 +480,37 @@ LEPOLL_API int luaopen_lepoll_epoll(lua_State *L);
 
 LEPOLL_API int luaopen_lepoll_epoll(lua_State *L) {
   luaL_checkversion(L);
-  lp_newfdtype(L, LEPOLL_EPOLL_T, ep_methods);
-  if (luaL_newmetatable(L, LEPOLL_EVENTS_T)) {
-    luaL_setfuncs(L, evs_meta, 0);
-    luaL_newlib(L, evs_methods);
-    lua_setfield(L, -2, "__index");
-  }
+  lp_newfdtype(L, LEPOLL_EPOLL_T, NULL);
+  luaL_newmetatable(L, LEPOLL_EVENTS_T);  /* or the existing one */
+  luaL_getmetatable(L, LEPOLL_EPOLL_T);   /* mt: Events, Epoll */
+  /* Epoll's own methods (beside fdobj.c's fileno, getfd, close) */
+  lua_getfield(L, -1, "__index");
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -4);
+  luaL_setfuncs(L, ep_methods, 2);
   lua_pop(L, 1);
-  luaL_newlib(L, epoll_funcs);
+  /* Events: methods and metamethods */
+  if (lua_getfield(L, -2, "__index") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "__index");
+  }
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -4);
+  luaL_setfuncs(L, evs_methods, 2);
+  lua_pop(L, 1);
+  lua_pushvalue(L, -2);                   /* Events mt: __len, __tostring */
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -4);
+  luaL_setfuncs(L, evs_meta, 2);
+  lua_pop(L, 1);
+  lua_newtable(L);                        /* the module */
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -4);
+  luaL_setfuncs(L, epoll_funcs, 2);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
   lp_setconsts(L, epoll_consts);
   lp_pusherrnos(L);
   lua_setfield(L, -2, "errno");

@@ -63,9 +63,15 @@ int lp_checkfd(lua_State *L, int arg) {
   const char *tname;
   lp_Fd *f;
   int fd;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    /* the hot path (send/recv on a plain fd number): one conversion */
+    int isint;
+    lua_Integer v = lua_tointegerx(L, arg, &isint);
+    if (isint && v >= 0 && v <= INT_MAX)
+      return (int)v;
+    return fd_checknum(L, arg);  /* raises the usual error */
+  }
   arg = lua_absindex(L, arg);
-  if (lua_type(L, arg) == LUA_TNUMBER)
-    return fd_checknum(L, arg);
   if ((f = fd_toobj(L, arg, &tname)) != NULL) {
     if (f->fd < 0)
       luaL_error(L, "attempt to use a closed %s", tname);

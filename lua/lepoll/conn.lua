@@ -7,6 +7,14 @@
 -- edge-triggered for IN|OUT|RDHUP and never modified again. A short read
 -- means the socket is drained, so the next read waits for the edge
 -- instead of paying a recv(2) that would say EAGAIN.
+--
+-- Memory: an idle connection is its handler's coroutine, this table, the
+-- lepoll.Fd and two token slots in the loop. The table keeps its state in
+-- its array part (the slots below: 16 bytes each, no hash part), and the
+-- deadline bookkeeping lives in a separate node made only when a wait has
+-- a deadline. Keep the read path shallow: every frame live while a
+-- handler waits costs a CallInfo, and a coroutine stack that outgrows its
+-- first 40 slots doubles.
 local net = require "lepoll.net"
 local epoll = require "lepoll.epoll"
 local heap = require "lepoll.timer"
@@ -17,24 +25,42 @@ local sub, find, byte = string.sub, string.find, string.byte
 local concat = table.concat
 local co_running, co_yield, co_resume = coroutine.running, coroutine.yield,
   coroutine.resume
-local type, error, tostring, setmetatable, xpcall = type, error, tostring,
-  setmetatable, xpcall
+local type, error, tostring, setmetatable = type, error, tostring,
+  setmetatable
 local math_type, min = math.type, math.min
 local heap_push, heap_update, heap_remove = heap.push, heap.update, heap.remove
 local EAGAIN = net.errno.EAGAIN
-local IN, OUT, RDHUP, HUP, ERR, ET = epoll.IN, epoll.OUT, epoll.RDHUP,
-  epoll.HUP, epoll.ERR, epoll.ET
-local RMASK = IN | RDHUP | HUP | ERR
-local WMASK = OUT | HUP | ERR
-local REGFLAGS = IN | OUT | RDHUP | ET
-local HUPMASK = RDHUP | HUP | ERR
-local HUPPED = 2  -- conn.rr after RDHUP/HUP/ERR: reads never wait again
-local log, msgh = logm.log, logm.msgh
+-- epoll flags as compile-time constants (the Linux ABI; checked below)
+local RMASK <const> = 0x2019     -- IN | RDHUP | HUP | ERR
+local WMASK <const> = 0x001c     -- OUT | HUP | ERR
+local HUPMASK <const> = 0x2018   -- RDHUP | HUP | ERR
+local REGFLAGS = epoll.IN | epoll.OUT | epoll.RDHUP | epoll.ET
+assert(RMASK == epoll.IN | epoll.RDHUP | epoll.HUP | epoll.ERR
+  and WMASK == epoll.OUT | epoll.HUP | epoll.ERR
+  and HUPMASK == epoll.RDHUP | epoll.HUP | epoll.ERR, "unexpected epoll flag values")
+local log = logm.log
+
+-- The slots of a connection (its table's array part).
+local CFG <const> = 1   -- shared settings (M.config); a private copy after set_timeouts
+local FD <const> = 2    -- the lepoll.Fd that owns the socket
+local N <const> = 3     -- its fd number (what send/recv take fastest)
+local TOK <const> = 4   -- the loop token; negative until registered with epoll
+local RR <const> = 5    -- true: a recv may find data; false: drained, wait
+                        -- for the next edge; HUPPED: end of stream or an
+                        -- error was reported, reads never wait again
+local RBUF <const> = 6  -- input read ahead (readline, readn), or false
+local ST <const> = 7    -- false (open), "closing" (flushing, then closed) or "closed"
+local RCO <const> = 8   -- the coroutine waiting to read, or false
+local X <const> = 9     -- the extras (below), or false until needed
+local PH <const> = 10   -- the peer's host (or unix path), or false
+local PP <const> = 11   -- the peer's port, or false
+local HUPPED <const> = 2
 
 local M = {}
 
 local Conn = {}
 Conn.__index = Conn
+local ConnMT  -- see the end of the methods
 Conn._isconn = true
 M.Conn = Conn
 
@@ -76,8 +102,9 @@ end
 
 --- The shared settings of a group of connections (one per listener, one
 -- for a loop's outbound connections). srv: the listener or false.
+-- rtimed: whether reads wait with a deadline (decided once, not per read).
 function M.config(loop, opts, srv, fname)
-  return {
+  local cfg = {
     loop = loop,
     srv = srv or false,
     hwm = opt_int(opts, "hwm", fname),
@@ -88,22 +115,64 @@ function M.config(loop, opts, srv, fname)
     idle_timeout = opt_number(opts, "idle_timeout", fname, true),
     linger = opt_number(opts, "linger", fname, false),
     stats = { accepted = 0, active = 0, max_queued = 0 },
+    rtimed = false,
   }
+  cfg.rtimed = (cfg.read_timeout or cfg.idle_timeout) and true or false
+  return cfg
 end
 
--- Waiting ---------------------------------------------------------------
+-- Deadlines ----------------------------------------------------------------
 
-local function register(c, loop)
-  local ok, err, en = loop.ep:add(c.n, c.tok, REGFLAGS)
-  if not ok then return nil, err, en end
-  c.reg = true
-  return true
+-- A connection's extras: what only some connections need, made on first
+-- use. wq: the write queue (false: none), wco: the coroutine waiting to
+-- write or connect. It is also the connection's heap node (timer.lua),
+-- with rdl/wdl: the waiting reader's/writer's deadline or false, rdk/wdk:
+-- whether that is the idle timeout, dl: the end of a lingering close.
+-- _expire is a field, not a metatable's: this runs deep in a handler's
+-- coroutine, where a C call (setmetatable) could grow its stack.
+local expire
+
+local function xnode(c)
+  local x = c[X]
+  if not x then
+    x = { c = c, wq = false, wco = false, at = 0, seq = 0, hi = false,
+      rdl = false, wdl = false, rdk = false, wdk = false, dl = false,
+      _expire = expire }
+    c[X] = x
+  end
+  return x
+end
+
+-- Queue the node for deadline dl (an earlier one moves it up; a later one
+-- is moved lazily when the old one comes up).
+local function arm(d, dl, loop)
+  if not d.hi then
+    d.at = dl
+    heap_push(loop.heap, d)
+  elseif dl < d.at then
+    d.at = dl
+    heap_update(loop.heap, d)
+  end
+end
+
+-- Record the deadline of a wait (false: none) for the reader or writer.
+local function set_deadline(c, ww, dl, dk)
+  local d = c[X]
+  if not dl then
+    if d then
+      if ww then d.wdl = false else d.rdl = false end
+    end
+    return
+  end
+  d = d or xnode(c)
+  if ww then d.wdl, d.wdk = dl, dk else d.rdl, d.rdk = dl, dk end
+  arm(d, dl, c[CFG].loop)
 end
 
 -- The deadline of one operation: the sooner of its own timeout and the
 -- idle timeout; the second value says whether it is the idle one.
 local function deadline(c, t)
-  local cfg = c.cfg
+  local cfg = c[CFG]
   local idle = cfg.idle_timeout
   if not t and not idle then return false, false end
   local now = cfg.loop.now
@@ -111,35 +180,35 @@ local function deadline(c, t)
   return now + t, false
 end
 
--- Park the calling coroutine until the fd is ready (nil), the deadline
--- passes ("timeout") or the connection is closed ("closed").
-local function wait(c, ww, dl, dk)
+-- Waiting ------------------------------------------------------------------
+
+-- Register with epoll (first wait or first queued byte). tok is the
+-- negative token of an unregistered connection.
+local function register(c, tok)
+  local ok, err, en = c[CFG].loop.ep:add(c[N], -tok, REGFLAGS)
+  if not ok then return nil, err, en end
+  c[TOK] = -tok
+  return true
+end
+
+local NOTCO = "connection I/O must be called from a coroutine (a connection"
+  .. " handler or lepoll.spawn)"
+
+-- Park the calling coroutine as the writer until the fd is ready (nil),
+-- the deadline passes ("timeout") or the connection is closed ("closed").
+-- Reads park inline in Conn:read (one frame less while idle).
+local function wait_write(c, dl, dk)
   local co, main = co_running()
-  if main then
-    error("connection I/O must be called from a coroutine (a connection handler"
-      .. " or lepoll.spawn)", 3)
-  end
-  local loop = c.cfg.loop
-  if not c.reg then
-    local ok, err = register(c, loop)
+  if main then error(NOTCO, 3) end
+  local tok = c[TOK]
+  if tok < 0 then
+    local ok, err = register(c, tok)
     if not ok then return err end
   end
-  if ww then
-    if c.wco then error("another coroutine is already writing to this connection", 3) end
-    c.wco, c.wdl, c.wdk = co, dl, dk
-  else
-    if c.rco then error("another coroutine is already reading from this connection", 3) end
-    c.rco, c.rdl, c.rdk = co, dl, dk
-  end
-  if dl then
-    if not c.hi then
-      c.at = dl
-      heap_push(loop.heap, c)
-    elseif dl < c.at then
-      c.at = dl
-      heap_update(loop.heap, c)
-    end  -- a later deadline: moved lazily when the old one comes up
-  end
+  local x = xnode(c)
+  if x.wco then error("another coroutine is already writing to this connection", 3) end
+  x.wco = co
+  set_deadline(c, true, dl, dk)
   return co_yield()
 end
 
@@ -148,7 +217,7 @@ end
 -- Send queued output until done or the kernel is full. true (maybe with
 -- data left) or nil, message, errno.
 local function flush(c, q)
-  local fd = c.n
+  local fd = c[N]
   local h, off = q.h, q.off
   while q.n > 0 do
     local s = q[h]
@@ -179,19 +248,21 @@ end
 
 -- Queue s:sub(i) (i > 1 only when the queue is empty).
 local function enqueue(c, s, i)
-  local q = c.wq
+  local x = xnode(c)
+  local q = x.wq
   if not q then
     q = { n = 0, h = 1, t = 0, off = 0, err = false }
-    c.wq = q
+    x.wq = q
   end
   local t = q.t + 1
   q[t], q.t = s, t
   if q.n == 0 then q.h, q.off = t, i - 1 end
   local n = q.n + #s - i + 1
   q.n = n
-  local stats = c.cfg.stats
+  local stats = c[CFG].stats
   if n > stats.max_queued then stats.max_queued = n end
-  if not c.reg then register(c, c.cfg.loop) end  -- OUT edges drive the flush
+  local tok = c[TOK]
+  if tok < 0 then register(c, tok) end  -- OUT edges drive the flush
 end
 
 local finalize
@@ -199,33 +270,53 @@ local finalize
 local function bgflush(c, q)
   local ok, err = flush(c, q)
   if not ok then drop_queue(q, err) end
-  if q.n == 0 and c.st == "closing" then finalize(c) end
+  if q.n == 0 and c[ST] == "closing" then finalize(c) end
 end
 
--- The epoll callback (token dispatch): flags are hints, never trusted to
--- mean the syscall will succeed.
-local function on_event(c, fl)
-  local rd = fl & RMASK ~= 0
-  if rd and c.rr ~= HUPPED then
-    -- end of stream or an error is a state, not an edge: never wait for it
-    c.rr = fl & HUPMASK ~= 0 and HUPPED or true
+-- Writable (or hung up), for a connection with extras x: resume the
+-- waiting writer, or flush queued output.
+local function on_writable(c, x)
+  local co = x.wco
+  if co then
+    x.wco = false
+    c[CFG].loop:_resume(co)
+  else
+    local q = x.wq
+    if q and q.n > 0 then bgflush(c, q) end
   end
-  if fl & WMASK ~= 0 then
-    local co = c.wco
-    if co then
-      c.wco = false
-      c.cfg.loop:_resume(co)
-    else
-      local q = c.wq
-      if q and q.n > 0 then bgflush(c, q) end
-    end
-  end
-  if rd then
-    local co = c.rco
-    if co then
-      c.rco = false
-      local ok, r = co_resume(co)
-      if not ok or r then c.cfg.loop:_resumed(co, ok, r) end
+end
+
+--- Dispatch the n events of the loop's last wait (token -> object):
+-- connections (positive tokens) inline, as they are the hot path of a
+-- server; other objects (negative tokens) through their callbacks,
+-- cb(obj, flags). For connections, flags are
+-- hints, never trusted to mean a syscall will succeed; the writer goes
+-- first, then the reader.
+function M.dispatch(loop, evs, n)
+  local objs, cbs, get = loop.objs, loop.cbs, loop.evget
+  for i = 1, n do
+    local tok, fl = get(evs, i)
+    local c = objs[tok]
+    if c then
+      if tok < 0 then
+        cbs[tok](c, fl)
+      elseif fl & RMASK ~= 0 then
+        -- end of stream or an error is a state, not an edge: never wait for it
+        if c[RR] ~= HUPPED then c[RR] = fl & HUPMASK ~= 0 and HUPPED or true end
+        if fl & WMASK ~= 0 then
+          local x = c[X]
+          if x then on_writable(c, x) end
+        end
+        local co = c[RCO]
+        if co then
+          c[RCO] = false
+          local ok, r, f, t = co_resume(co)
+          if not ok or r then loop:_resumed(co, ok, r, f, t) end
+        end
+      elseif fl & WMASK ~= 0 then
+        local x = c[X]
+        if x then on_writable(c, x) end
+      end
     end
   end
 end
@@ -233,12 +324,9 @@ end
 --- A connection around an open non-blocking stream socket (an Fd); host,
 -- port: the peer, when known.
 function M.new(loop, fd, cfg, host, port)
-  local c = setmetatable({ cfg = cfg, fd = fd, n = fd:fileno(), tok = 0, reg = false,
-    rr = true, rbuf = false, wq = false, st = false, rco = false, wco = false,
-    rdl = false, wdl = false, rdk = false, wdk = false, at = 0, seq = 0,
-    hi = false, dl = false, ph = false, pp = false }, Conn)
-  c.tok = loop:_token(c, on_event)
-  if host then c.ph, c.pp = host, port end
+  local c = setmetatable({ cfg, fd, fd:fileno(), 0, true, false, false,
+    false, false, host or false, host and port or false }, ConnMT)
+  c[TOK] = -loop:_token(c)  -- no callback: M.dispatch handles it inline
   loop.nactive = loop.nactive + 1
   if cfg.srv then
     loop.nconns = loop.nconns + 1
@@ -249,14 +337,19 @@ function M.new(loop, fd, cfg, host, port)
 end
 
 finalize = function(c)
-  c.st = "closed"
-  local cfg = c.cfg
+  c[ST] = "closed"
+  local cfg = c[CFG]
   local loop = cfg.loop
-  c.rco, c.wco = false, false
-  if c.hi then heap_remove(loop.heap, c) end
-  c.fd:close()  -- also leaves the epoll set
-  loop:_release(c.tok)
-  c.wq, c.rbuf = false, false
+  c[RCO] = false
+  local x = c[X]
+  if x then
+    x.wco, x.wq = false, false
+    if x.hi then heap_remove(loop.heap, x) end
+  end
+  c[FD]:close()  -- also leaves the epoll set
+  local tok = c[TOK]
+  loop:_release(tok < 0 and -tok or tok)
+  c[RBUF] = false
   loop.nactive = loop.nactive - 1
   if cfg.srv then
     loop.nconns = loop.nconns - 1
@@ -266,25 +359,28 @@ finalize = function(c)
   end
 end
 
--- A deadline came up (the connection is a heap node): time out the
--- waiters whose deadline passed, queue the node again for the others.
-function Conn:_expire(loop, now)
-  if self.st == "closing" then
+-- A deadline came up (the node's _expire): time out the waiters whose
+-- deadline passed, queue the node again for the others.
+expire = function(self, loop, now)
+  local c = self.c
+  local st = c[ST]
+  if st == "closed" then return end
+  if st == "closing" then
     local dl = self.dl
     if dl > now then
       self.at = dl
       heap_push(loop.heap, self)
     else
-      finalize(self)
+      finalize(c)
     end
     return
   end
-  local rco, wco = self.rco, self.wco
+  local rco, wco = c[RCO], self.wco
   local rdl = rco and self.rdl
   local wdl = wco and self.wdl
   local idle = false
   if rdl and rdl <= now then
-    self.rco = false
+    c[RCO] = false
     idle = self.rdk
   else
     rco = false
@@ -296,11 +392,11 @@ function Conn:_expire(loop, now)
     wco = false
   end
   if idle then  -- no progress for idle_timeout: the connection is dropped
-    local other = self.rco or self.wco
-    finalize(self)
+    local other = c[RCO] or self.wco
+    finalize(c)
     if other then loop:_schedule(other, "closed") end
   else
-    local next = self.rco and self.rdl
+    local next = c[RCO] and self.rdl
     local w = self.wco and self.wdl
     if w and (not next or w < next) then next = w end
     if next then  -- a deadline that moved later since it was queued
@@ -316,7 +412,7 @@ end
 
 local function check_count(n, fname)
   if math_type(n) ~= "integer" or n < 1 then
-    bad(fname, 1, "positive integer expected, got " .. tostring(n))
+    bad(fname, 1, "positive integer expected, got " .. tostring(n), 4)
   end
 end
 
@@ -324,41 +420,61 @@ end
 -- as any are available. nil, "closed" at end of stream (or once the
 -- connection is closed); nil, "timeout" when the read timeout passes;
 -- nil, message, errno on a socket error.
+--
+-- The hot path of every server: one function (no frame but this one while
+-- the handler waits), and its C calls are made with few live registers
+-- (see task_body in loop.lua) so an idle connection's coroutine keeps the
+-- stack it was created with.
 function Conn:read(max)
-  if max == nil then max = self.cfg.read_size else check_count(max, "read") end
-  local b = self.rbuf
-  if b then
-    if #b <= max then
-      self.rbuf = false
-      return b
-    end
-    self.rbuf = sub(b, max + 1)
-    return sub(b, 1, max)
+  if max == nil then
+    max = self[CFG].read_size
+  elseif math_type(max) ~= "integer" or max < 1 then
+    check_count(max, "read")
   end
-  if self.st then return nil, "closed" end
-  local fd = self.n
-  local dl, dk
+  do
+    local b = self[RBUF]
+    if b then
+      if #b <= max then
+        self[RBUF] = false
+        return b
+      end
+      self[RBUF] = sub(b, max + 1)
+      return sub(b, 1, max)
+    end
+  end
+  local co, dl, dk  -- set up by the first wait
   while true do
-    local rr = self.rr
+    if self[ST] then return nil, "closed" end
+    local rr = self[RR]
     if rr then
-      local s, err, en = recv(fd, max)
+      local s, err, en = recv(self[N], max)
       if s then
-        if s == "" then return nil, "closed" end
+        local len = #s
+        if len == 0 then return nil, "closed" end
         -- a short read drained the socket: the next data brings an edge
-        if #s < max and rr == true then self.rr = false end
+        if len < max and rr ~= HUPPED then self[RR] = false end
         return s
       end
       if en ~= EAGAIN then return nil, err, en end
-      self.rr = false
+      self[RR] = false
     end
-    if dl == nil then
-      local cfg = self.cfg
-      local t = cfg.read_timeout
-      if t or cfg.idle_timeout then dl, dk = deadline(self, t) else dl, dk = false, false end
+    -- drained: park as the reader until the next edge
+    if not co then
+      if self[TOK] < 0 then  -- the first wait registers the connection
+        local ok, err = self[CFG].loop.ep:add(self[N], -self[TOK], REGFLAGS)
+        if not ok then return nil, err end
+        self[TOK] = -self[TOK]
+      end
+      local main
+      co, main = co_running()
+      if main then error(NOTCO, 2) end
+      if self[CFG].rtimed then dl, dk = deadline(self, self[CFG].read_timeout) end
     end
-    local w = wait(self, false, dl, dk)
+    if self[RCO] then error("another coroutine is already reading from this connection", 2) end
+    self[RCO] = co
+    if dl or self[X] then set_deadline(self, false, dl, dk) end
+    local w = co_yield()
     if w then return nil, w end
-    if self.st then return nil, "closed" end
   end
 end
 
@@ -368,22 +484,22 @@ function Conn:readn(n)
   if math_type(n) ~= "integer" or n < 0 then
     bad("readn", 1, "non-negative integer expected, got " .. tostring(n), 3)
   end
-  local b = self.rbuf
+  local b = self[RBUF]
   if b and #b >= n then
-    if #b == n then self.rbuf = false else self.rbuf = sub(b, n + 1) end
+    if #b == n then self[RBUF] = false else self[RBUF] = sub(b, n + 1) end
     return sub(b, 1, n)
   end
   if n == 0 then return "" end
   local parts, got = {}, 0
   if b then
     parts[1], got = b, #b
-    self.rbuf = false
+    self[RBUF] = false
   end
-  local chunk = self.cfg.read_size
+  local chunk = self[CFG].read_size
   while got < n do
     local s, err, en = self:read(min(n - got, chunk > 65536 and chunk or 65536))
     if not s then
-      if got > 0 then self.rbuf = concat(parts) end
+      if got > 0 then self[RBUF] = concat(parts) end
       return nil, err, en
     end
     parts[#parts + 1] = s
@@ -397,31 +513,32 @@ end
 -- nil, "line too long" (the data stays buffered; close the connection).
 -- At end of stream a partial line stays buffered: nil, "closed".
 function Conn:readline(max)
-  if max == nil then max = self.cfg.max_line else check_count(max, "readline") end
-  local b = self.rbuf or ""
+  local cfg = self[CFG]
+  if max == nil then max = cfg.max_line else check_count(max, "readline") end
+  local b = self[RBUF] or ""
   local start = 1
-  local chunk = self.cfg.read_size
+  local chunk = cfg.read_size
   while true do
     local i = find(b, "\n", start, true)
     if i then
       local j = i - 1
       if j > 0 and byte(b, j) == 13 then j = j - 1 end
       if j > max then
-        self.rbuf = b
+        self[RBUF] = b
         return nil, "line too long"
       end
-      self.rbuf = i < #b and sub(b, i + 1) or false
+      self[RBUF] = i < #b and sub(b, i + 1) or false
       return sub(b, 1, j)
     end
     if #b > max then
-      self.rbuf = b
+      self[RBUF] = b
       return nil, "line too long"
     end
     start = #b + 1
-    self.rbuf = false
+    self[RBUF] = false
     local s, err, en = self:read(chunk)
     if not s then
-      if #b > 0 and not self.st then self.rbuf = b end
+      if #b > 0 and not self[ST] then self[RBUF] = b end
       return nil, err, en
     end
     b = b .. s
@@ -432,11 +549,12 @@ end
 
 local function write_slow(c, s, i)
   local len = #s
-  local cfg = c.cfg
+  local cfg = c[CFG]
   local hwm = cfg.hwm
   local dl, dk
   while true do
-    local q = c.wq
+    local x = c[X]
+    local q = x and x.wq
     if q and q.n > 0 then
       local ok, err, en = flush(c, q)
       if not ok then
@@ -446,7 +564,7 @@ local function write_slow(c, s, i)
     end
     local queued = q and q.n or 0
     if queued == 0 and i <= len then
-      local n, err, en = send(c.n, s, i)
+      local n, err, en = send(c[N], s, i)
       if n then
         i = i + n
       elseif en ~= EAGAIN then
@@ -459,9 +577,9 @@ local function write_slow(c, s, i)
       return true
     end
     if dl == nil then dl, dk = deadline(c, cfg.write_timeout) end
-    local w = wait(c, true, dl, dk)
+    local w = wait_write(c, dl, dk)
     if w then return nil, w end
-    if c.st then return nil, "closed" end
+    if c[ST] then return nil, "closed" end
   end
 end
 
@@ -474,17 +592,22 @@ function Conn:write(s)
       bad("write", 1, "string expected, got " .. type(s))
     end
   end
-  if self.st then return nil, "closed" end
-  local q = self.wq
-  if q then
-    if q.err then return nil, q.err end
-    if q.n > 0 then return write_slow(self, s, 1) end
+  if self[ST] then return nil, "closed" end
+  local x = self[X]
+  if x then
+    local q = x.wq
+    if q then
+      if q.err then return nil, q.err end
+      if q.n > 0 then return write_slow(self, s, 1) end
+    end
   end
   local len = #s
   if len == 0 then return true end
-  local n, err, en = send(self.n, s)
-  if n == len then return true end
-  if n then return write_slow(self, s, n + 1) end
+  local n, err, en = send(self[N], s)
+  if n then
+    if n >= len then return true end
+    return write_slow(self, s, n + 1)
+  end
   if en == EAGAIN then return write_slow(self, s, 1) end
   return nil, err, en
 end
@@ -493,8 +616,9 @@ end
 function Conn:flush()
   local dl, dk
   while true do
-    if self.st == "closed" then return nil, "closed" end
-    local q = self.wq
+    if self[ST] == "closed" then return nil, "closed" end
+    local x = self[X]
+    local q = x and x.wq
     if not q then return true end
     if q.err then return nil, q.err end
     if q.n == 0 then return true end
@@ -504,15 +628,16 @@ function Conn:flush()
       return nil, err, en
     end
     if q.n == 0 then return true end
-    if dl == nil then dl, dk = deadline(self, self.cfg.write_timeout) end
-    local w = wait(self, true, dl, dk)
+    if dl == nil then dl, dk = deadline(self, self[CFG].write_timeout) end
+    local w = wait_write(self, dl, dk)
     if w then return nil, w end
   end
 end
 
 --- Bytes queued and not yet accepted by the kernel.
 function Conn:pending()
-  local q = self.wq
+  local x = self[X]
+  local q = x and x.wq
   return q and q.n or 0
 end
 
@@ -525,44 +650,40 @@ function Conn:shutdown(how)
   if how ~= "r" and how ~= "w" and how ~= "rw" then
     bad("shutdown", 1, "'r', 'w' or 'rw' expected, got " .. tostring(how))
   end
-  if self.st then return nil, "closed" end
+  if self[ST] then return nil, "closed" end
   if how ~= "r" then
     local ok, err, en = self:flush()
     if not ok then return nil, err, en end
   end
-  return net.shutdown(self.fd, how)
+  return net.shutdown(self[FD], how)
 end
 
 --- Close the connection. Queued output is still flushed in the background
 -- (up to the linger option) unless force is true. A coroutine waiting on
 -- this connection gets nil, "closed". Idempotent; returns true.
 function Conn:close(force)
-  local st = self.st
+  local st = self[ST]
   if st == "closed" then return true end
-  local loop = self.cfg.loop
-  local co = self.rco
+  local cfg = self[CFG]
+  local loop = cfg.loop
+  local co = self[RCO]
   if co then
-    self.rco = false
+    self[RCO] = false
     loop:_schedule(co, "closed")
   end
-  co = self.wco
+  local x = self[X]
+  co = x and x.wco
   if co then
-    self.wco = false
+    x.wco = false
     loop:_schedule(co, "closed")
   end
-  self.rbuf = false
-  local q = self.wq
-  if not force and not st and q and q.n > 0 and not q.err and self.reg then
-    self.st = "closing"
-    local dl = loop.now + self.cfg.linger
-    self.dl = dl
-    if not self.hi then
-      self.at = dl
-      heap_push(loop.heap, self)
-    elseif dl < self.at then
-      self.at = dl
-      heap_update(loop.heap, self)
-    end
+  self[RBUF] = false
+  local q = x and x.wq
+  if not force and not st and q and q.n > 0 and not q.err and self[TOK] > 0 then
+    self[ST] = "closing"
+    local dl = loop.now + cfg.linger
+    x.dl = dl
+    arm(x, dl, loop)
     return true
   end
   finalize(self)
@@ -571,7 +692,7 @@ end
 
 --- Whether close() was called (or the connection was dropped).
 function Conn:closed()
-  return self.st and true or false
+  return self[ST] and true or false
 end
 
 -- Information and options -------------------------------------------------
@@ -579,33 +700,33 @@ end
 --- The peer's address: host, port (or the unix path; "" for an unbound
 -- unix client). Known from accept/connect, so it survives the peer.
 function Conn:peer()
-  local h = self.ph
-  if h then return h, self.pp or nil end
-  if self.st == "closed" then return nil, "closed" end
+  local h = self[PH]
+  if h then return h, self[PP] or nil end
+  if self[ST] == "closed" then return nil, "closed" end
   local p, err
-  h, p, err = net.getpeername(self.fd)
+  h, p, err = net.getpeername(self[FD])
   if not h then return nil, p, err end
-  self.ph, self.pp = h, p or false
+  self[PH], self[PP] = h, p or false
   return h, p
 end
 
 --- The local address: host, port (or the unix path).
 function Conn:sockname()
-  if self.st == "closed" then return nil, "closed" end
-  return net.getsockname(self.fd)
+  if self[ST] == "closed" then return nil, "closed" end
+  return net.getsockname(self[FD])
 end
 
 --- The socket's fd number (-1 once closed).
 function Conn:fileno()
-  if self.st == "closed" then return -1 end
-  return self.fd:fileno()
+  if self[ST] == "closed" then return -1 end
+  return self[N]
 end
 Conn.getfd = Conn.fileno
 
 --- Set a socket option (net.setsockopt names: "nodelay", "keepalive", ...).
 function Conn:setoption(name, value)
-  if self.st == "closed" then return nil, "closed" end
-  return net.setsockopt(self.fd, name, value)
+  if self[ST] == "closed" then return nil, "closed" end
+  return net.setsockopt(self[FD], name, value)
 end
 
 local TIMEOUTS = { read = "read_timeout", write = "write_timeout",
@@ -617,7 +738,7 @@ local TIMEOUTS = { read = "read_timeout", write = "write_timeout",
 function Conn:set_timeouts(t)
   if type(t) ~= "table" then bad("set_timeouts", 1, "table expected, got " .. type(t)) end
   local cfg = {}
-  for k, v in pairs(self.cfg) do cfg[k] = v end
+  for k, v in pairs(self[CFG]) do cfg[k] = v end
   for k, v in pairs(t) do
     local name = TIMEOUTS[k]
     if not name then bad("set_timeouts", 1, "unknown timeout '" .. tostring(k) .. "'") end
@@ -626,31 +747,37 @@ function Conn:set_timeouts(t)
     end
     cfg[name] = v
   end
-  self.cfg = cfg
+  cfg.rtimed = (cfg.read_timeout or cfg.idle_timeout) and true or false
+  self[CFG] = cfg
   return true
 end
 
 --- The current timeouts: {read = s|false, write = s|false, idle = s|false}.
 function Conn:timeouts()
-  local cfg = self.cfg
+  local cfg = self[CFG]
   return { read = cfg.read_timeout, write = cfg.write_timeout,
     idle = cfg.idle_timeout }
 end
 
 function Conn:__tostring()
-  if self.st == "closed" then return "lepoll.Conn (closed)" end
-  return "lepoll.Conn (fd " .. self.fd:fileno() .. ")"
+  if self[ST] == "closed" then return "lepoll.Conn (closed)" end
+  return "lepoll.Conn (fd " .. self[N] .. ")"
 end
+
+-- The connections' metatable: small, so the "__index" lookup behind every
+-- method call (conn:read, conn:write) hits at once.
+ConnMT = { __index = Conn, __tostring = Conn.__tostring }
 
 -- Running handlers and outbound connections -------------------------------
 
---- The body of an accepted connection's coroutine.
-function M.main(c, handler)
-  local ok, err = xpcall(handler, msgh, c)
-  if not ok then
+--- The end of an accepted connection's handler (the loop's task finisher,
+-- see Loop:_start): err is the failure's message and traceback when the
+-- handler raised. The connection closes either way.
+function M.finish(c, err)
+  if err then
     local host, port = c:peer()
     log(("handler failed (peer %s%s): %s"):format(tostring(host),
-      port and ":" .. port or "", tostring(err)))
+      port and ":" .. port or "", err))
   end
   c:close()
 end
@@ -714,8 +841,8 @@ function M.connect(loop, host, port, opts)
       finalize(c)
       return nil, err, en
     end
-    c.rr = false
-    local w = wait(c, true, timeout and loop.now + timeout or false, false)
+    c[RR] = false
+    local w = wait_write(c, timeout and loop.now + timeout or false, false)
     if w then
       c:close(true)
       return nil, w

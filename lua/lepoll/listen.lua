@@ -14,7 +14,7 @@ local errno = net.errno
 local EAGAIN, EINTR, ECONNABORTED, EPROTO = errno.EAGAIN, errno.EINTR,
   errno.ECONNABORTED, errno.EPROTO
 local AFLAGS = net.NONBLOCK | net.CLOEXEC
-local conn_new, conn_main = connm.new, connm.main
+local conn_new, conn_finish = connm.new, connm.finish
 local log = logm.log
 
 local M = {}
@@ -57,7 +57,7 @@ local function on_accept(s)
     if fd then
       stats.accepted = stats.accepted + 1
       if nodelay then setsockopt(fd, "nodelay", true) end
-      loop:_start(conn_main, conn_new(loop, fd, cfg, msg, en), handler)
+      loop:_start(handler, conn_new(loop, fd, cfg, msg, en), conn_finish)
       if s.closed then return end
     elseif en == EAGAIN then
       return

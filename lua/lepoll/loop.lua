@@ -13,14 +13,16 @@ local watchm = require "lepoll.watch"
 local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status
-local traceback = debug.traceback
+local traceback, getinfo, getlocal = debug.traceback, debug.getinfo, debug.getlocal
+local co_close = coroutine.close
 local type, error, select, xpcall, tostring = type, error, select, xpcall, tostring
 local table_pack, table_unpack = table.pack, table.unpack
 local heap_pop, heap_push = heap.pop, heap.push
 local clock = lio.clock_gettime
 local MONOTONIC = lio.MONOTONIC
 local EINTR = epoll.errno.EINTR
-local log = logm.log
+local log, msgh = logm.log, logm.msgh
+local dispatch = connm.dispatch
 
 local M = {}
 
@@ -36,19 +38,37 @@ local function now()
 end
 M.now = now
 
-local msgh = logm.msgh
-
 -- Returned by a pooled coroutine when its task is done.
 local IDLE = setmetatable({}, { __name = "lepoll idle coroutine" })
 
--- The body of every coroutine the loop starts: run a task, report its
--- error, then park (yield IDLE) until the loop hands it the next task.
-local function task_body(fn, a, b)
+-- The body of every coroutine the loop starts: run a task fn(a), then
+-- park (yield IDLE) until the loop hands it the next one. The loop runs
+-- the task's finisher fin(a) on its own stack (Loop:_resumed). No
+-- protected call here: a task that raises kills its coroutine, whose stack
+-- stays for the traceback, and the loop reports it. Every frame and slot
+-- below a waiting handler is memory each idle connection pays (the
+-- coroutine's stack doubles once a C call finds fewer than 20 free slots
+-- of its first 40), so this stays as small as it can be.
+local function task_body(fn, a, fin)
   while true do
-    local ok, err = xpcall(fn, msgh, a, b)
-    if not ok then log("task failed: " .. tostring(err)) end
-    fn, a, b = co_yield(IDLE)
+    fn(a)
+    fn, a, fin = co_yield(IDLE, fin, a)
   end
+end
+
+-- The task a dead pooled coroutine was running: fin, a, true (nothing if
+-- co is not one of the loop's).
+local function task_of(co)
+  local level, info = 0, nil
+  while true do
+    local i = getinfo(co, level, "f")
+    if not i then break end
+    info, level = i, level + 1
+  end
+  if not info or info.func ~= task_body then return nil end
+  local _, a = getlocal(co, level - 1, 2)
+  local _, fin = getlocal(co, level - 1, 3)
+  return fin, a, true
 end
 
 -- Timerfd readable: consume the expiration; due timers run after the
@@ -79,8 +99,8 @@ function M.new(opts)
   end
   local self = setmetatable({
     ep = ep, evs = evs, evget = evs.get, epwait = ep.wait,
-    objs = {}, cbs = {}, ntok = 0,        -- token -> object, callback
-    free = {}, nfree = 0, dead = {}, ndead = 0,
+    objs = {}, cbs = {}, ntok = 0, nxtok = 0,  -- token -> object, callback
+    free = {}, nfree = 0, xfree = {}, nxfree = 0, dead = {}, ndead = 0,
     heap = heap.new(),
     rqc = {}, rqv = {}, rqh = 1, rqt = 0,  -- ready queue (FIFO)
     pool = {}, npool = 0,
@@ -102,19 +122,34 @@ end
 -- Tokens ------------------------------------------------------------------
 
 --- Allocate a token: epoll's data for obj, dispatched as cb(obj, flags).
+-- Objects with a callback get negative tokens; without cb, obj is a
+-- connection, with a positive token, handled inline by conn.dispatch: a
+-- sign test tells them apart, and connections cost no slot in cbs.
 function Loop:_token(obj, cb)
   local t
-  local nf = self.nfree
-  if nf > 0 then
-    t = self.free[nf]
-    self.free[nf] = nil
-    self.nfree = nf - 1
+  if cb then
+    local nf = self.nxfree
+    if nf > 0 then
+      t = self.xfree[nf]
+      self.xfree[nf] = nil
+      self.nxfree = nf - 1
+    else
+      t = self.nxtok - 1
+      self.nxtok = t
+    end
+    self.cbs[t] = cb
   else
-    t = self.ntok + 1
-    self.ntok = t
+    local nf = self.nfree
+    if nf > 0 then
+      t = self.free[nf]
+      self.free[nf] = nil
+      self.nfree = nf - 1
+    else
+      t = self.ntok + 1
+      self.ntok = t
+    end
   end
   self.objs[t] = obj
-  self.cbs[t] = cb
   return t
 end
 
@@ -123,7 +158,7 @@ end
 -- every callback treats an event as a hint anyway).
 function Loop:_release(t)
   self.objs[t] = false
-  self.cbs[t] = false
+  self.cbs[t] = nil
   local nd = self.ndead + 1
   self.dead[nd] = t
   self.ndead = nd
@@ -134,28 +169,44 @@ end
 --- Resume a suspended coroutine with up to two values; a finished pooled
 -- coroutine goes back to the pool.
 function Loop:_resume(co, a, b)
-  local ok, r = co_resume(co, a, b)
+  local ok, r, fin, t = co_resume(co, a, b)
   if ok and not r then return end
-  self:_resumed(co, ok, r)
+  self:_resumed(co, ok, r, fin, t)
 end
 
---- After a resume that returned something: a task done (back to the
--- pool) or a failure outside the task's own protection.
-function Loop:_resumed(co, ok, r)
-  if r == IDLE then
-    local n = self.npool
-    if n < POOL_MAX then
-      n = n + 1
-      self.pool[n] = co
-      self.npool = n
+--- After a resume that returned something: a task done (its finisher
+-- fin(t) runs, the coroutine goes back to the pool) or a coroutine that
+-- raised (dead now: report it, close its to-be-closed variables and, for
+-- a task with a finisher, call fin(t, message)).
+function Loop:_resumed(co, ok, r, fin, t)
+  if ok then
+    if r == IDLE then
+      if fin then self:_call(fin, t) end
+      local n = self.npool
+      if n < POOL_MAX then
+        n = n + 1
+        self.pool[n] = co
+        self.npool = n
+      end
     end
-  elseif not ok then
-    log("coroutine failed: " .. traceback(co, tostring(r)))
+    return
+  end
+  local msg = type(r) == "string" and traceback(co, r) or tostring(r)
+  local ours
+  fin, t, ours = task_of(co)
+  co_close(co)
+  if fin then
+    self:_call(fin, t, msg)
+  elseif ours then
+    log("task failed: " .. msg)
+  else
+    log("coroutine failed: " .. msg)
   end
 end
 
---- Run fn(a, b) in a coroutine from the pool, now.
-function Loop:_start(fn, a, b)
+--- Run fn(a) in a coroutine from the pool, now; then fin(a) if given
+-- (fin(a, message) when fn raises).
+function Loop:_start(fn, a, fin)
   local n = self.npool
   local co
   if n > 0 then
@@ -165,8 +216,8 @@ function Loop:_start(fn, a, b)
   else
     co = co_create(task_body)
   end
-  local ok, r = co_resume(co, fn, a, b)
-  if not ok or r then self:_resumed(co, ok, r) end
+  local ok, r, f, t = co_resume(co, fn, a, fin)
+  if not ok or r then self:_resumed(co, ok, r, f, t) end
   return co
 end
 
@@ -240,14 +291,7 @@ local function tick(self, timeout)
   end
   local tnow = now()
   self.now = tnow
-  if n > 0 then
-    local objs, cbs, get = self.objs, self.cbs, self.evget
-    for i = 1, n do
-      local tok, flags = get(evs, i)
-      local obj = objs[tok]
-      if obj then cbs[tok](obj, flags) end
-    end
-  end
+  if n > 0 then dispatch(self, evs, n) end
   -- due deadlines, in order; ones added while firing wait for the next tick
   local h = self.heap
   local top = h[1]
@@ -263,13 +307,20 @@ local function tick(self, timeout)
   -- tokens released during this tick become reusable
   local nd = self.ndead
   if nd > 0 then
-    local dead, free, nf = self.dead, self.free, self.nfree
+    local dead, free, nf, xfree, nx = self.dead, self.free, self.nfree,
+      self.xfree, self.nxfree
     for i = 1, nd do
-      nf = nf + 1
-      free[nf] = dead[i]
+      local tok = dead[i]
+      if tok > 0 then
+        nf = nf + 1
+        free[nf] = tok
+      else
+        nx = nx + 1
+        xfree[nx] = tok
+      end
       dead[i] = nil
     end
-    self.nfree, self.ndead = nf, 0
+    self.nfree, self.nxfree, self.ndead = nf, nx, 0
   end
   return n
 end
@@ -426,7 +477,7 @@ function Loop:spawn(fn, ...)
   check_open(self, "spawn")
   check_fn(fn, "spawn", 1)
   local n = select("#", ...)
-  if n <= 2 then return self:_start(fn, ...) end
+  if n <= 1 then return self:_start(fn, ...) end
   local args = table_pack(...)
   return self:_start(function() return fn(table_unpack(args, 1, args.n)) end)
 end
@@ -531,7 +582,7 @@ function Loop:close()
   force_close(self)
   for s in pairs(self.servers) do s:close() end
   local objs = self.objs
-  for t = 1, self.ntok do
+  for t = -1, self.nxtok, -1 do
     local o = objs[t]
     if o and o._iswatch then o:cancel() end
   end

@@ -10,8 +10,6 @@
 -- update cost O(log n) and allocate nothing.
 local M = {}
 
-local floor = math.floor
-
 -- a before b: earlier deadline, then earlier push.
 local function less(a, b)
   local x, y = a.at, b.at
@@ -21,7 +19,7 @@ end
 local function up(h, i)
   local node = h[i]
   while i > 1 do
-    local p = floor(i / 2)
+    local p = i // 2
     local parent = h[p]
     if not less(node, parent) then break end
     h[i] = parent
@@ -96,14 +94,14 @@ function M.remove(h, node)
   if i <= n then
     h[i] = last
     last.hi = i
-    if i > 1 and less(last, h[floor(i / 2)]) then up(h, i) else down(h, i, n) end
+    if i > 1 and less(last, h[i // 2]) then up(h, i) else down(h, i, n) end
   end
 end
 
 --- Restore order after node.at changed (node must be in the heap).
 function M.update(h, node)
   local i = node.hi
-  if i > 1 and less(node, h[floor(i / 2)]) then up(h, i) else down(h, i, h.n) end
+  if i > 1 and less(node, h[i // 2]) then up(h, i) else down(h, i, h.n) end
 end
 
 --- The earliest node, without removing it.
