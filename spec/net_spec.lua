@@ -310,11 +310,12 @@ describe("net.connect", function()
     assert.equal("six", net.recv(c, 3))
   end)
 
-  it("fails with ECONNREFUSED on a port bound then closed", function()
+  it("fails with ECONNREFUSED on a port bound but not listening", function()
+    -- kept bound (not closed), so no other socket, and no self-connect from
+    -- an ephemeral port, can answer on it
     local s = sock(net.INET, net.STREAM)
     assert.is_true(net.bind(s, "127.0.0.1", 0))
     local _, p = net.getsockname(s)
-    s:close()
     local c = sock(net.INET, net.STREAM)
     assert_fail(E.ECONNREFUSED, net.connect(c, "127.0.0.1", p))
   end)
@@ -331,10 +332,9 @@ describe("net.connect", function()
   end)
 
   it("reports a refused non-blocking connect through SO_ERROR", function()
-    local s = sock(net.INET, net.STREAM)
+    local s = sock(net.INET, net.STREAM)   -- bound, never listening
     assert.is_true(net.bind(s, "127.0.0.1", 0))
     local _, p = net.getsockname(s)
-    s:close()
     local c = sock(net.INET, net.STREAM, net.NONBLOCK)
     local ok, _, en = net.connect(c, "127.0.0.1", p)
     assert.is_nil(ok)
@@ -814,10 +814,9 @@ describe("fd hygiene", function()
     collectgarbage()
     local before = fdcount()
     local l = listener(net.INET, "127.0.0.1", net.NONBLOCK)
-    local refused = sock(net.INET, net.STREAM)
+    local refused = sock(net.INET, net.STREAM)   -- bound, never listening
     assert.is_true(net.bind(refused, "127.0.0.1", 0))
     local _, rport = net.getsockname(refused)
-    refused:close()
     for _ = 1, 200 do
       assert_fail(E.EAGAIN, net.accept(l))                   -- Fd made, then fail
       assert_fail(E.EOPNOTSUPP, net.socketpair(net.INET))   -- two Fds made, then fail
