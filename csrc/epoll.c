@@ -512,9 +512,6 @@ LEPOLL_API int luaopen_lepoll_epoll(lua_State *L) {
   lua_replace(L, -3);
   lua_pop(L, 1);
   lp_setconsts(L, epoll_consts);
-  lp_pusherrnos(L);
-  lua_setfield(L, -2, "errno");
-  lua_pushliteral(L, LP_MODVERSION);
-  lua_setfield(L, -2, "_VERSION");
+  lp_setmodinfo(L);
   return 1;
 }

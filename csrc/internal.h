@@ -39,6 +39,7 @@ int  lp_fail(lua_State *L, int en);          /* nil, strerror(en), en: 3 */
 int  lp_failerrno(lua_State *L);             /* lp_fail(L, errno) */
 void lp_setconsts(lua_State *L, const lp_Const *c);  /* into table at top */
 void lp_pusherrnos(lua_State *L);            /* a fresh errno table */
+void lp_setmodinfo(lua_State *L);            /* errno, _VERSION into the module */
 lua_Integer lp_checkrange(lua_State *L, int arg, lua_Integer lo,
                           lua_Integer hi);   /* integer in [lo, hi] */
 lua_Integer lp_optrange(lua_State *L, int arg, lua_Integer lo,

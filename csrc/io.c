@@ -841,10 +841,7 @@ LEPOLL_API int luaopen_lepoll_io(lua_State *L) {
   lua_createtable(L, 0, (int)(sizeof io_signames / sizeof io_signames[0]));
   lp_setconsts(L, io_signames);
   lua_setfield(L, -2, "signals");
-  lp_pusherrnos(L);
-  lua_setfield(L, -2, "errno");
-  lua_pushliteral(L, LP_MODVERSION);
-  lua_setfield(L, -2, "_VERSION");
+  lp_setmodinfo(L);
   return 1;
 }
 

@@ -871,9 +871,6 @@ LEPOLL_API int luaopen_lepoll_net(lua_State *L) {
     lua_pushstring(L, o->name);
     lua_setfield(L, -2, o->cname);
   }
-  lp_pusherrnos(L);
-  lua_setfield(L, -2, "errno");
-  lua_pushliteral(L, LP_MODVERSION);
-  lua_setfield(L, -2, "_VERSION");
+  lp_setmodinfo(L);
   return 1;
 }

@@ -53,6 +53,14 @@ void lp_pusherrnos(lua_State *L) {
   lp_setconsts(L, errnos);
 }
 
+/* What every module table has besides its own: errno and _VERSION. */
+void lp_setmodinfo(lua_State *L) {
+  lp_pusherrnos(L);
+  lua_setfield(L, -2, "errno");
+  lua_pushliteral(L, LP_MODVERSION);
+  lua_setfield(L, -2, "_VERSION");
+}
+
 /* Accepts integers and integral floats; rejects everything else before any
  * cast, so 2^32+3 never turns into 3. */
 lua_Integer lp_checkrange(lua_State *L, int arg, lua_Integer lo,
