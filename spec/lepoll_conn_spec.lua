@@ -480,6 +480,30 @@ describe("timeouts", function()
 end)
 
 describe("conn:peer, sockname, shutdown", function()
+  it("asks the kernel for an accepted peer: nil, message, errno once it has gone", function()
+    with_loop(function(loop)
+      local before, after
+      local server, port = serve(loop, function(conn)
+        before = { conn:peer() }
+        conn:read()  -- until the client has gone
+        loop:sleep(0.05)
+        after = { conn:peer() }
+        conn:close()
+        after.closed = { conn:peer() }
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      local _, cport = c:sockname()
+      assert(c:setoption("linger", 0))  -- close sends a reset
+      c:close(true)
+      loop:sleep(0.2)
+      server:close()
+      assert.same({ "127.0.0.1", cport }, before)
+      assert.is_nil(after[1])
+      assert.equal(net.errno.ENOTCONN, after[3])
+      assert.same({ nil, "closed" }, after.closed)
+    end)
+  end)
+
   it("report addresses and half-close", function()
     with_loop(function(loop)
       local peer

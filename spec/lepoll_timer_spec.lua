@@ -162,6 +162,39 @@ describe("lepoll.sleep and lepoll.spawn", function()
     assert.same({ 2, 1 }, order)
   end)
 
+  it("a coroutine that calls coroutine.yield itself runs again after the others", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    local order = {}
+    loop:spawn(function()
+      order[#order + 1] = "a1"
+      coroutine.yield("ignored")
+      order[#order + 1] = "a2"
+      coroutine.yield()
+      order[#order + 1] = "a3"
+    end)
+    loop:spawn(function()
+      order[#order + 1] = "b1"
+      loop:sleep(0)
+      order[#order + 1] = "b2"
+    end)
+    loop:run()
+    assert.same({ "a1", "b1", "a2", "b2", "a3" }, order)
+  end)
+
+  it("a coroutine of the script's own, even inside a task, cannot wait on the loop", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    local ok, err
+    loop:spawn(function()
+      local inner = coroutine.create(function() return loop:sleep(0.01) end)
+      ok, err = coroutine.resume(inner)
+    end)
+    loop:run()
+    assert.is_false(ok)
+    assert.matches("lepoll.sleep must be called from a coroutine", err)
+  end)
+
   it("sleep outside a coroutine raises", function()
     local loop = lepoll.loop()
     finally(function() loop:close() end)

@@ -4,15 +4,23 @@
 --
 -- Readiness: a connection is registered with epoll only the first time it
 -- has to wait (a handler that writes and returns costs no epoll_ctl), then
--- edge-triggered for IN|OUT|RDHUP and never modified again. A short read
--- means the socket is drained, so the next read waits for the edge
--- instead of paying a recv(2) that would say EAGAIN.
+-- edge-triggered for IN|OUT|RDHUP and never modified again; its epoll data
+-- is its fd number. A short read means the socket is drained, so the next
+-- read waits for the edge instead of paying a recv(2) that would say
+-- EAGAIN.
 --
--- Memory: an idle connection is its handler's coroutine, this table, the
--- lepoll.Fd and two token slots in the loop. The table keeps its state in
--- its array part (the slots below: 16 bytes each, no hash part), and the
--- deadline bookkeeping lives in a separate node made only when a wait has
--- a deadline. Keep the read path shallow: every frame live while a
+-- Tasks: the loop runs coroutines as tasks, tables with the coroutine at
+-- index 1 (see Loop:_task). An accepted connection is its handler's task,
+-- and the handler is the coroutine's main function. Waits record the
+-- waiting task (loop.cur), yield WAIT, and are resumed by the loop with
+-- nil (ready), "timeout" or "closed".
+--
+-- Memory: an idle connection is its handler's coroutine (a lua_State, the
+-- 40-slot minimum stack, and one CallInfo per frame: handler, conn:read,
+-- coroutine.yield), this table (its state in an 8-slot array part, no
+-- hash part), the lepoll.Fd and a slot of the loop's token table. What only
+-- some connections need (write queue, deadlines) lives in the extras, made
+-- on first use. Keep the read path shallow: every frame live while a
 -- handler waits costs a CallInfo, and a coroutine stack that outgrows its
 -- first 40 slots doubles.
 local net = require "lepoll.net"
@@ -40,21 +48,30 @@ assert(RMASK == epoll.IN | epoll.RDHUP | epoll.HUP | epoll.ERR
   and HUPMASK == epoll.RDHUP | epoll.HUP | epoll.ERR, "unexpected epoll flag values")
 local log = logm.log
 
+-- What a waiting task yields to the loop: anything else is a task that
+-- finished, or one that called coroutine.yield itself.
+local WAIT = setmetatable({}, { __name = "lepoll wait" })
+
 -- The slots of a connection (its table's array part).
-local CFG <const> = 1   -- shared settings (M.config); a private copy after set_timeouts
-local FD <const> = 2    -- the lepoll.Fd that owns the socket
-local N <const> = 3     -- its fd number (what send/recv take fastest)
-local TOK <const> = 4   -- the loop token; negative until registered with epoll
-local RR <const> = 5    -- true: a recv may find data; false: drained, wait
-                        -- for the next edge; HUPPED: end of stream or an
-                        -- error was reported, reads never wait again
+local CO <const> = 1    -- the handler's coroutine (a task's slot 1), or false
+local CFG <const> = 2   -- shared settings (M.config); a private copy after set_timeouts
+local FD <const> = 3    -- the lepoll.Fd that owns the socket
+local N <const> = 4     -- its fd number: what send/recv take fastest, and the
+                        -- connection's key in loop.objs (its epoll data)
+local S <const> = 5     -- the state, below
 local RBUF <const> = 6  -- input read ahead (readline, readn), or false
-local ST <const> = 7    -- false (open), "closing" (flushing, then closed) or "closed"
-local RCO <const> = 8   -- the coroutine waiting to read, or false
-local X <const> = 9     -- the extras (below), or false until needed
-local PH <const> = 10   -- the peer's host (or unix path), or false
-local PP <const> = 11   -- the peer's port, or false
-local HUPPED <const> = 2
+local RT <const> = 7    -- the task waiting to read, or false
+local X <const> = 8     -- nil: not registered with epoll yet; false:
+                        -- registered, no extras; or the extras (below)
+-- States. Below HUP a read may have to wait: DRAINED waits for the next
+-- edge. HUP: end of stream or an error was reported; reads never wait
+-- again. Above HUP the connection is closing (flushing queued output,
+-- then closed) or closed.
+local DRAINED <const> = 0
+local READY <const> = 1
+local HUP <const> = 2
+local CLOSING <const> = 3
+local CLOSED <const> = 4
 
 local M = {}
 
@@ -121,23 +138,27 @@ function M.config(loop, opts, srv, fname)
   return cfg
 end
 
+M.WAIT = WAIT
+
 -- Deadlines ----------------------------------------------------------------
 
 -- A connection's extras: what only some connections need, made on first
--- use. wq: the write queue (false: none), wco: the coroutine waiting to
--- write or connect. It is also the connection's heap node (timer.lua),
--- with rdl/wdl: the waiting reader's/writer's deadline or false, rdk/wdk:
--- whether that is the idle timeout, dl: the end of a lingering close.
--- _expire is a field, not a metatable's: this runs deep in a handler's
--- coroutine, where a C call (setmetatable) could grow its stack.
+-- use (by then the connection is registered with epoll). wq: the write
+-- queue (false: none), wt: the task waiting to write or connect. It is
+-- also the connection's heap node (timer.lua), with rdl/wdl: the waiting
+-- reader's/writer's deadline or false, rdk/wdk: whether that is the idle
+-- timeout, dl: the end of a lingering close, ph/pp: the peer an outbound
+-- connection called. _expire is a field, not a
+-- metatable's: this runs deep in a handler's coroutine, where a C call
+-- (setmetatable) could grow its stack.
 local expire
 
 local function xnode(c)
   local x = c[X]
   if not x then
-    x = { c = c, wq = false, wco = false, at = 0, seq = 0, hi = false,
+    x = { c = c, wq = false, wt = false, at = 0, seq = 0, hi = false,
       rdl = false, wdl = false, rdk = false, wdk = false, dl = false,
-      _expire = expire }
+      ph = false, pp = false, _expire = expire }
     c[X] = x
   end
   return x
@@ -182,34 +203,43 @@ end
 
 -- Waiting ------------------------------------------------------------------
 
--- Register with epoll (first wait or first queued byte). tok is the
--- negative token of an unregistered connection.
-local function register(c, tok)
-  local ok, err, en = c[CFG].loop.ep:add(c[N], -tok, REGFLAGS)
+-- Register with epoll (the first wait or the first queued byte): true, or
+-- nil, message, errno.
+local function register(c)
+  local n = c[N]
+  local ok, err, en = c[CFG].loop.ep:add(n, n, REGFLAGS)
   if not ok then return nil, err, en end
-  c[TOK] = -tok
+  c[X] = false
   return true
 end
 
 local NOTCO = "connection I/O must be called from a coroutine (a connection"
   .. " handler or lepoll.spawn)"
 
--- Park the calling coroutine as the writer until the fd is ready (nil),
--- the deadline passes ("timeout") or the connection is closed ("closed").
+-- The task running now, or an error (msg, default NOTCO) at level. A
+-- coroutine of the script's own, even inside a task, is not a task: the
+-- loop could not resume it.
+local function current(loop, level, msg)
+  local t = loop.cur
+  if not t or t[CO] ~= co_running() then error(msg or NOTCO, level + 1) end
+  return t
+end
+M.current = current
+
+-- Park the calling task as the writer until the fd is ready (nil), the
+-- deadline passes ("timeout") or the connection is closed ("closed").
 -- Reads park inline in Conn:read (one frame less while idle).
 local function wait_write(c, dl, dk)
-  local co, main = co_running()
-  if main then error(NOTCO, 3) end
-  local tok = c[TOK]
-  if tok < 0 then
-    local ok, err = register(c, tok)
+  local t = current(c[CFG].loop, 2)
+  if c[X] == nil then
+    local ok, err = register(c)
     if not ok then return err end
   end
   local x = xnode(c)
-  if x.wco then error("another coroutine is already writing to this connection", 3) end
-  x.wco = co
+  if x.wt then error("another coroutine is already writing to this connection", 3) end
+  x.wt = t
   set_deadline(c, true, dl, dk)
-  return co_yield()
+  return co_yield(WAIT)
 end
 
 -- Write queue -------------------------------------------------------------
@@ -246,8 +276,14 @@ local function drop_queue(q, err)
   q.err = err
 end
 
--- Queue s:sub(i) (i > 1 only when the queue is empty).
+-- Queue s:sub(i) (i > 1 only when the queue is empty). The connection is
+-- registered first: OUT edges drive the flush. nil, message, errno if it
+-- cannot be.
 local function enqueue(c, s, i)
+  if c[X] == nil then
+    local ok, err, en = register(c)
+    if not ok then return nil, err, en end
+  end
   local x = xnode(c)
   local q = x.wq
   if not q then
@@ -261,8 +297,7 @@ local function enqueue(c, s, i)
   q.n = n
   local stats = c[CFG].stats
   if n > stats.max_queued then stats.max_queued = n end
-  local tok = c[TOK]
-  if tok < 0 then register(c, tok) end  -- OUT edges drive the flush
+  return true
 end
 
 local finalize
@@ -270,28 +305,28 @@ local finalize
 local function bgflush(c, q)
   local ok, err = flush(c, q)
   if not ok then drop_queue(q, err) end
-  if q.n == 0 and c[ST] == "closing" then finalize(c) end
+  if q.n == 0 and c[S] == CLOSING then finalize(c) end
 end
 
 -- Writable (or hung up), for a connection with extras x: resume the
 -- waiting writer, or flush queued output.
 local function on_writable(c, x)
-  local co = x.wco
-  if co then
-    x.wco = false
-    c[CFG].loop:_resume(co)
+  local t = x.wt
+  if t then
+    x.wt = false
+    c[CFG].loop:_resume(t)
   else
     local q = x.wq
     if q and q.n > 0 then bgflush(c, q) end
   end
 end
 
---- Dispatch the n events of the loop's last wait (token -> object):
--- connections (positive tokens) inline, as they are the hot path of a
--- server; other objects (negative tokens) through their callbacks,
--- cb(obj, flags). For connections, flags are
--- hints, never trusted to mean a syscall will succeed; the writer goes
--- first, then the reader.
+--- Dispatch the n events of the loop's last wait (epoll data -> object):
+-- connections (their fd numbers, never negative) inline, as they are the
+-- hot path of a server; other objects (negative data) through their
+-- callbacks, cb(obj, flags). For connections, flags are hints, never
+-- trusted to mean a syscall will succeed; the writer goes first, then
+-- the reader. Runs outside every task of the loop (loop.cur is false).
 function M.dispatch(loop, evs, n)
   local objs, cbs, get = loop.objs, loop.cbs, loop.evget
   for i = 1, n do
@@ -302,16 +337,18 @@ function M.dispatch(loop, evs, n)
         cbs[tok](c, fl)
       elseif fl & RMASK ~= 0 then
         -- end of stream or an error is a state, not an edge: never wait for it
-        if c[RR] ~= HUPPED then c[RR] = fl & HUPMASK ~= 0 and HUPPED or true end
+        if c[S] < HUP then c[S] = fl & HUPMASK ~= 0 and HUP or READY end
         if fl & WMASK ~= 0 then
           local x = c[X]
           if x then on_writable(c, x) end
         end
-        local co = c[RCO]
-        if co then
-          c[RCO] = false
-          local ok, r, f, t = co_resume(co)
-          if not ok or r then loop:_resumed(co, ok, r, f, t) end
+        local t = c[RT]
+        if t then
+          c[RT] = false
+          loop.cur = t
+          local ok, r = co_resume(t[CO])
+          loop.cur = false
+          if r ~= WAIT then loop:_resumed(t, ok, r) end
         end
       elseif fl & WMASK ~= 0 then
         local x = c[X]
@@ -321,12 +358,11 @@ function M.dispatch(loop, evs, n)
   end
 end
 
---- A connection around an open non-blocking stream socket (an Fd); host,
--- port: the peer, when known.
-function M.new(loop, fd, cfg, host, port)
-  local c = setmetatable({ cfg, fd, fd:fileno(), 0, true, false, false,
-    false, false, host or false, host and port or false }, ConnMT)
-  c[TOK] = -loop:_token(c)  -- no callback: M.dispatch handles it inline
+--- A connection around an open non-blocking stream socket (an Fd).
+function M.new(loop, fd, cfg)
+  local n = fd:fileno()
+  local c = setmetatable({ false, cfg, fd, n, READY, false, false, nil }, ConnMT)
+  loop.objs[n] = c  -- no callback: M.dispatch handles it inline
   loop.nactive = loop.nactive + 1
   if cfg.srv then
     loop.nconns = loop.nconns + 1
@@ -337,18 +373,20 @@ function M.new(loop, fd, cfg, host, port)
 end
 
 finalize = function(c)
-  c[ST] = "closed"
+  c[S] = CLOSED
   local cfg = c[CFG]
   local loop = cfg.loop
-  c[RCO] = false
+  c[RT] = false
   local x = c[X]
   if x then
-    x.wco, x.wq = false, false
+    x.wt, x.wq = false, false
     if x.hi then heap_remove(loop.heap, x) end
   end
   c[FD]:close()  -- also leaves the epoll set
-  local tok = c[TOK]
-  loop:_release(tok < 0 and -tok or tok)
+  local objs, n = loop.objs, c[N]
+  -- the fd number is free for the next socket at once; an event already
+  -- fetched for this one is only a hint to whoever gets the number
+  if objs[n] == c then objs[n] = false end
   c[RBUF] = false
   loop.nactive = loop.nactive - 1
   if cfg.srv then
@@ -363,9 +401,9 @@ end
 -- deadline passed, queue the node again for the others.
 expire = function(self, loop, now)
   local c = self.c
-  local st = c[ST]
-  if st == "closed" then return end
-  if st == "closing" then
+  local st = c[S]
+  if st == CLOSED then return end
+  if st == CLOSING then
     local dl = self.dl
     if dl > now then
       self.at = dl
@@ -375,37 +413,37 @@ expire = function(self, loop, now)
     end
     return
   end
-  local rco, wco = c[RCO], self.wco
-  local rdl = rco and self.rdl
-  local wdl = wco and self.wdl
+  local rt, wt = c[RT], self.wt
+  local rdl = rt and self.rdl
+  local wdl = wt and self.wdl
   local idle = false
   if rdl and rdl <= now then
-    c[RCO] = false
+    c[RT] = false
     idle = self.rdk
   else
-    rco = false
+    rt = false
   end
   if wdl and wdl <= now then
-    self.wco = false
+    self.wt = false
     idle = idle or self.wdk
   else
-    wco = false
+    wt = false
   end
   if idle then  -- no progress for idle_timeout: the connection is dropped
-    local other = c[RCO] or self.wco
+    local other = c[RT] or self.wt
     finalize(c)
     if other then loop:_schedule(other, "closed") end
   else
-    local next = c[RCO] and self.rdl
-    local w = self.wco and self.wdl
+    local next = c[RT] and self.rdl
+    local w = self.wt and self.wdl
     if w and (not next or w < next) then next = w end
     if next then  -- a deadline that moved later since it was queued
       self.at = next
       heap_push(loop.heap, self)
     end
   end
-  if rco then loop:_resume(rco, "timeout") end
-  if wco then loop:_resume(wco, "timeout") end
+  if rt then loop:_resume(rt, "timeout") end
+  if wt then loop:_resume(wt, "timeout") end
 end
 
 -- Reading -----------------------------------------------------------------
@@ -423,8 +461,7 @@ end
 --
 -- The hot path of every server: one function (no frame but this one while
 -- the handler waits), and its C calls are made with few live registers
--- (see task_body in loop.lua) so an idle connection's coroutine keeps the
--- stack it was created with.
+-- so an idle connection's coroutine keeps the stack it was created with.
 function Conn:read(max)
   if max == nil then
     max = self[CFG].read_size
@@ -442,38 +479,40 @@ function Conn:read(max)
       return sub(b, 1, max)
     end
   end
-  local co, dl, dk  -- set up by the first wait
+  local t, dl, dk  -- set up by the first wait
   while true do
-    if self[ST] then return nil, "closed" end
-    local rr = self[RR]
-    if rr then
+    local st = self[S]
+    if st > HUP then return nil, "closed" end
+    if st ~= DRAINED then
       local s, err, en = recv(self[N], max)
       if s then
         local len = #s
         if len == 0 then return nil, "closed" end
         -- a short read drained the socket: the next data brings an edge
-        if len < max and rr ~= HUPPED then self[RR] = false end
+        if len < max and st == READY then self[S] = DRAINED end
         return s
       end
       if en ~= EAGAIN then return nil, err, en end
-      self[RR] = false
+      self[S] = DRAINED
     end
     -- drained: park as the reader until the next edge
-    if not co then
-      if self[TOK] < 0 then  -- the first wait registers the connection
-        local ok, err = self[CFG].loop.ep:add(self[N], -self[TOK], REGFLAGS)
-        if not ok then return nil, err end
-        self[TOK] = -self[TOK]
+    if not t then
+      -- inline, not current() and register(): a C call two frames below
+      -- the handler would leave a fourth CallInfo on every idle connection
+      local loop = self[CFG].loop
+      t = loop.cur
+      if not t or t[CO] ~= co_running() then error(NOTCO, 2) end
+      if self[X] == nil then  -- the first wait registers the connection
+        local ok, err, en = loop.ep:add(self[N], self[N], REGFLAGS)
+        if not ok then return nil, err, en end
+        self[X] = false
       end
-      local main
-      co, main = co_running()
-      if main then error(NOTCO, 2) end
       if self[CFG].rtimed then dl, dk = deadline(self, self[CFG].read_timeout) end
     end
-    if self[RCO] then error("another coroutine is already reading from this connection", 2) end
-    self[RCO] = co
+    if self[RT] then error("another coroutine is already reading from this connection", 2) end
+    self[RT] = t
     if dl or self[X] then set_deadline(self, false, dl, dk) end
-    local w = co_yield()
+    local w = co_yield(WAIT)
     if w then return nil, w end
   end
 end
@@ -538,7 +577,7 @@ function Conn:readline(max)
     self[RBUF] = false
     local s, err, en = self:read(chunk)
     if not s then
-      if #b > 0 and not self[ST] then self[RBUF] = b end
+      if #b > 0 and self[S] <= HUP then self[RBUF] = b end
       return nil, err, en
     end
     b = b .. s
@@ -572,14 +611,11 @@ local function write_slow(c, s, i)
       end
     end
     if i > len then return true end
-    if queued + len - i + 1 <= hwm then
-      enqueue(c, s, i)
-      return true
-    end
+    if queued + len - i + 1 <= hwm then return enqueue(c, s, i) end
     if dl == nil then dl, dk = deadline(c, cfg.write_timeout) end
     local w = wait_write(c, dl, dk)
     if w then return nil, w end
-    if c[ST] then return nil, "closed" end
+    if c[S] > HUP then return nil, "closed" end
   end
 end
 
@@ -592,7 +628,7 @@ function Conn:write(s)
       bad("write", 1, "string expected, got " .. type(s))
     end
   end
-  if self[ST] then return nil, "closed" end
+  if self[S] > HUP then return nil, "closed" end
   local x = self[X]
   if x then
     local q = x.wq
@@ -616,7 +652,7 @@ end
 function Conn:flush()
   local dl, dk
   while true do
-    if self[ST] == "closed" then return nil, "closed" end
+    if self[S] == CLOSED then return nil, "closed" end
     local x = self[X]
     local q = x and x.wq
     if not q then return true end
@@ -650,7 +686,7 @@ function Conn:shutdown(how)
   if how ~= "r" and how ~= "w" and how ~= "rw" then
     bad("shutdown", 1, "'r', 'w' or 'rw' expected, got " .. tostring(how))
   end
-  if self[ST] then return nil, "closed" end
+  if self[S] > HUP then return nil, "closed" end
   if how ~= "r" then
     local ok, err, en = self:flush()
     if not ok then return nil, err, en end
@@ -662,25 +698,25 @@ end
 -- (up to the linger option) unless force is true. A coroutine waiting on
 -- this connection gets nil, "closed". Idempotent; returns true.
 function Conn:close(force)
-  local st = self[ST]
-  if st == "closed" then return true end
+  local st = self[S]
+  if st == CLOSED then return true end
   local cfg = self[CFG]
   local loop = cfg.loop
-  local co = self[RCO]
-  if co then
-    self[RCO] = false
-    loop:_schedule(co, "closed")
+  local t = self[RT]
+  if t then
+    self[RT] = false
+    loop:_schedule(t, "closed")
   end
   local x = self[X]
-  co = x and x.wco
-  if co then
-    x.wco = false
-    loop:_schedule(co, "closed")
+  t = x and x.wt
+  if t then
+    x.wt = false
+    loop:_schedule(t, "closed")
   end
   self[RBUF] = false
   local q = x and x.wq
-  if not force and not st and q and q.n > 0 and not q.err and self[TOK] > 0 then
-    self[ST] = "closing"
+  if not force and st <= HUP and q and q.n > 0 and not q.err then
+    self[S] = CLOSING
     local dl = loop.now + cfg.linger
     x.dl = dl
     arm(x, dl, loop)
@@ -692,40 +728,39 @@ end
 
 --- Whether close() was called (or the connection was dropped).
 function Conn:closed()
-  return self[ST] and true or false
+  return self[S] > HUP
 end
 
 -- Information and options -------------------------------------------------
 
 --- The peer's address: host, port (or the unix path; "" for an unbound
--- unix client). Known from accept/connect, so it survives the peer.
+-- unix client). An outbound connection remembers it from connect; an
+-- accepted one asks the kernel (getpeername(2)) on each call, so
+-- connections that never ask pay nothing (no memory per connection), and
+-- gets nil, message, errno once the peer has gone (ENOTCONN).
 function Conn:peer()
-  local h = self[PH]
-  if h then return h, self[PP] or nil end
-  if self[ST] == "closed" then return nil, "closed" end
-  local p, err
-  h, p, err = net.getpeername(self[FD])
-  if not h then return nil, p, err end
-  self[PH], self[PP] = h, p or false
-  return h, p
+  local x = self[X]
+  if x and x.ph then return x.ph, x.pp or nil end
+  if self[S] == CLOSED then return nil, "closed" end
+  return net.getpeername(self[N])
 end
 
 --- The local address: host, port (or the unix path).
 function Conn:sockname()
-  if self[ST] == "closed" then return nil, "closed" end
+  if self[S] == CLOSED then return nil, "closed" end
   return net.getsockname(self[FD])
 end
 
 --- The socket's fd number (-1 once closed).
 function Conn:fileno()
-  if self[ST] == "closed" then return -1 end
+  if self[S] == CLOSED then return -1 end
   return self[N]
 end
 Conn.getfd = Conn.fileno
 
 --- Set a socket option (net.setsockopt names: "nodelay", "keepalive", ...).
 function Conn:setoption(name, value)
-  if self[ST] == "closed" then return nil, "closed" end
+  if self[S] == CLOSED then return nil, "closed" end
   return net.setsockopt(self[FD], name, value)
 end
 
@@ -760,7 +795,7 @@ function Conn:timeouts()
 end
 
 function Conn:__tostring()
-  if self[ST] == "closed" then return "lepoll.Conn (closed)" end
+  if self[S] == CLOSED then return "lepoll.Conn (closed)" end
   return "lepoll.Conn (fd " .. self[N] .. ")"
 end
 
@@ -770,13 +805,14 @@ ConnMT = { __index = Conn, __tostring = Conn.__tostring }
 
 -- Running handlers and outbound connections -------------------------------
 
---- The end of an accepted connection's handler (the loop's task finisher,
--- see Loop:_start): err is the failure's message and traceback when the
--- handler raised. The connection closes either way.
+--- The end of an accepted connection's handler (see Loop:_resumed): err
+-- is the failure's message and traceback when the handler raised. The
+-- connection closes either way.
 function M.finish(c, err)
   if err then
     local host, port = c:peer()
-    log(("handler failed (peer %s%s): %s"):format(tostring(host),
+    if not host then host, port = "unknown", nil end
+    log(("handler failed (peer %s%s): %s"):format(host,
       port and ":" .. port or "", err))
   end
   c:close()
@@ -810,11 +846,8 @@ function M.connect(loop, host, port, opts)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
     bad("connect", 3, "timeout must be a positive number")
   end
-  local _, main = co_running()
-  if main then
-    error("lepoll.connect must be called from a coroutine (a connection handler"
-      .. " or lepoll.spawn)", 3)
-  end
+  current(loop, 2, "lepoll.connect must be called from a coroutine (a connection"
+    .. " handler or lepoll.spawn)")
   local cfg
   if opts then
     cfg = M.config(loop, opts, false, "connect")
@@ -828,7 +861,7 @@ function M.connect(loop, host, port, opts)
   local fd, err, en = net.socket(path and net.UNIX or family_of(host), net.STREAM,
     net.NONBLOCK | net.CLOEXEC)
   if not fd then return nil, err, en end
-  local c = M.new(loop, fd, cfg, host, port or false)
+  local c = M.new(loop, fd, cfg)
   local ok
   if path then
     ok, err, en = net.connect(fd, path)
@@ -841,7 +874,7 @@ function M.connect(loop, host, port, opts)
       finalize(c)
       return nil, err, en
     end
-    c[RR] = false
+    c[S] = DRAINED
     local w = wait_write(c, timeout and loop.now + timeout or false, false)
     if w then
       c:close(true)
@@ -854,6 +887,17 @@ function M.connect(loop, host, port, opts)
     end
   end
   if opts and opts.nodelay then net.setsockopt(fd, "nodelay", true) end
+  -- an outbound connection remembers whom it called (peer() survives the
+  -- peer); extras imply registration
+  if c[X] == nil then
+    ok, err, en = register(c)
+    if not ok then
+      finalize(c)
+      return nil, err, en
+    end
+  end
+  local x = xnode(c)
+  x.ph, x.pp = host, port or false
   return c
 end
 

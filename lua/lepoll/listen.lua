@@ -14,7 +14,7 @@ local errno = net.errno
 local EAGAIN, EINTR, ECONNABORTED, EPROTO = errno.EAGAIN, errno.EINTR,
   errno.ECONNABORTED, errno.EPROTO
 local AFLAGS = net.NONBLOCK | net.CLOEXEC
-local conn_new, conn_finish = connm.new, connm.finish
+local conn_new = connm.new
 local log = logm.log
 
 local M = {}
@@ -57,7 +57,8 @@ local function on_accept(s)
     if fd then
       stats.accepted = stats.accepted + 1
       if nodelay then setsockopt(fd, "nodelay", true) end
-      loop:_start(handler, conn_new(loop, fd, cfg, msg, en), conn_finish)
+      local c = conn_new(loop, fd, cfg)
+      loop:_task(c, handler, c)  -- the connection is its handler's task
       if s.closed then return end
     elseif en == EAGAIN then
       return

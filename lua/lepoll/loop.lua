@@ -1,5 +1,5 @@
 --- lepoll.loop: the event loop - one epoll set, integer-token dispatch,
--- one timerfd for every deadline, the ready queue and the coroutine pool.
+-- one timerfd for every deadline, the ready queue and the tasks.
 -- The public face is lepoll (init.lua); this module returns the Loop class.
 local epoll = require "lepoll.epoll"
 local lio = require "lepoll.io"
@@ -10,11 +10,10 @@ local listenm = require "lepoll.listen"
 local signalm = require "lepoll.signal"
 local watchm = require "lepoll.watch"
 
-local co_create, co_resume, co_yield, co_running, co_status =
+local co_create, co_resume, co_yield, co_running, co_status, co_close =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
-  coroutine.status
-local traceback, getinfo, getlocal = debug.traceback, debug.getinfo, debug.getlocal
-local co_close = coroutine.close
+  coroutine.status, coroutine.close
+local traceback = debug.traceback
 local type, error, select, xpcall, tostring = type, error, select, xpcall, tostring
 local table_pack, table_unpack = table.pack, table.unpack
 local heap_pop, heap_push = heap.pop, heap.push
@@ -22,7 +21,7 @@ local clock = lio.clock_gettime
 local MONOTONIC = lio.MONOTONIC
 local EINTR = epoll.errno.EINTR
 local log, msgh = logm.log, logm.msgh
-local dispatch = connm.dispatch
+local dispatch, conn_finish, WAIT = connm.dispatch, connm.finish, connm.WAIT
 
 local M = {}
 
@@ -30,46 +29,12 @@ local Loop = {}
 Loop.__index = Loop
 M.Loop = Loop
 
-local POOL_MAX = 256      -- idle coroutines kept for reuse
 local EVENTS = 256        -- events per epoll_wait
 
 local function now()
   return clock(MONOTONIC)
 end
 M.now = now
-
--- Returned by a pooled coroutine when its task is done.
-local IDLE = setmetatable({}, { __name = "lepoll idle coroutine" })
-
--- The body of every coroutine the loop starts: run a task fn(a), then
--- park (yield IDLE) until the loop hands it the next one. The loop runs
--- the task's finisher fin(a) on its own stack (Loop:_resumed). No
--- protected call here: a task that raises kills its coroutine, whose stack
--- stays for the traceback, and the loop reports it. Every frame and slot
--- below a waiting handler is memory each idle connection pays (the
--- coroutine's stack doubles once a C call finds fewer than 20 free slots
--- of its first 40), so this stays as small as it can be.
-local function task_body(fn, a, fin)
-  while true do
-    fn(a)
-    fn, a, fin = co_yield(IDLE, fin, a)
-  end
-end
-
--- The task a dead pooled coroutine was running: fin, a, true (nothing if
--- co is not one of the loop's).
-local function task_of(co)
-  local level, info = 0, nil
-  while true do
-    local i = getinfo(co, level, "f")
-    if not i then break end
-    info, level = i, level + 1
-  end
-  if not info or info.func ~= task_body then return nil end
-  local _, a = getlocal(co, level - 1, 2)
-  local _, fin = getlocal(co, level - 1, 3)
-  return fin, a, true
-end
 
 -- Timerfd readable: consume the expiration; due timers run after the
 -- event pass anyway.
@@ -99,11 +64,14 @@ function M.new(opts)
   end
   local self = setmetatable({
     ep = ep, evs = evs, evget = evs.get, epwait = ep.wait,
-    objs = {}, cbs = {}, ntok = 0, nxtok = 0,  -- token -> object, callback
-    free = {}, nfree = 0, xfree = {}, nxfree = 0, dead = {}, ndead = 0,
+    -- epoll data -> object: connections under their fd numbers (handled
+    -- inline by conn.dispatch), everything else under negative tokens with
+    -- a callback in cbs: a sign test tells them apart
+    objs = {}, cbs = {}, nxtok = 0,
+    xfree = {}, nxfree = 0, dead = {}, ndead = 0,
     heap = heap.new(),
-    rqc = {}, rqv = {}, rqh = 1, rqt = 0,  -- ready queue (FIFO)
-    pool = {}, npool = 0,
+    rqc = {}, rqv = {}, rqh = 1, rqt = 0,  -- ready queue (FIFO) of tasks
+    cur = false,                           -- the task running now
     now = now(),
     nactive = 0,                           -- what keeps run() running
     nconns = 0,                            -- accepted connections open
@@ -121,41 +89,26 @@ end
 
 -- Tokens ------------------------------------------------------------------
 
---- Allocate a token: epoll's data for obj, dispatched as cb(obj, flags).
--- Objects with a callback get negative tokens; without cb, obj is a
--- connection, with a positive token, handled inline by conn.dispatch: a
--- sign test tells them apart, and connections cost no slot in cbs.
+--- Allocate a token (a negative integer): epoll's data for obj,
+-- dispatched as cb(obj, flags).
 function Loop:_token(obj, cb)
   local t
-  if cb then
-    local nf = self.nxfree
-    if nf > 0 then
-      t = self.xfree[nf]
-      self.xfree[nf] = nil
-      self.nxfree = nf - 1
-    else
-      t = self.nxtok - 1
-      self.nxtok = t
-    end
-    self.cbs[t] = cb
+  local nf = self.nxfree
+  if nf > 0 then
+    t = self.xfree[nf]
+    self.xfree[nf] = nil
+    self.nxfree = nf - 1
   else
-    local nf = self.nfree
-    if nf > 0 then
-      t = self.free[nf]
-      self.free[nf] = nil
-      self.nfree = nf - 1
-    else
-      t = self.ntok + 1
-      self.ntok = t
-    end
+    t = self.nxtok - 1
+    self.nxtok = t
   end
+  self.cbs[t] = cb
   self.objs[t] = obj
   return t
 end
 
 --- Release a token. It is reused only after the current event batch, so an
--- event already fetched for a closed fd never reaches a newcomer (and
--- every callback treats an event as a hint anyway).
+-- event already fetched for a closed fd never reaches a newcomer.
 function Loop:_release(t)
   self.objs[t] = false
   self.cbs[t] = nil
@@ -164,69 +117,71 @@ function Loop:_release(t)
   self.ndead = nd
 end
 
--- Coroutines --------------------------------------------------------------
+-- Tasks -------------------------------------------------------------------
+--
+-- A task is a table with a coroutine at index 1: an accepted connection
+-- (its handler's coroutine) or a record made by spawn and signal handlers.
+-- The coroutine's main function is the task's own function, so an idle
+-- connection carries no frame of the loop's. Waits record loop.cur and
+-- yield WAIT (conn.lua); whatever else a resume returns is a task that
+-- finished, raised, or called coroutine.yield itself.
 
---- Resume a suspended coroutine with up to two values; a finished pooled
--- coroutine goes back to the pool.
-function Loop:_resume(co, a, b)
-  local ok, r, fin, t = co_resume(co, a, b)
-  if ok and not r then return end
-  self:_resumed(co, ok, r, fin, t)
+--- Resume task t with up to two values.
+function Loop:_resume(t, a, b)
+  local prev = self.cur  -- a task may start another (spawn)
+  self.cur = t
+  local ok, r = co_resume(t[1], a, b)
+  self.cur = prev
+  if r ~= WAIT then self:_resumed(t, ok, r) end
 end
 
---- After a resume that returned something: a task done (its finisher
--- fin(t) runs, the coroutine goes back to the pool) or a coroutine that
--- raised (dead now: report it, close its to-be-closed variables and, for
--- a task with a finisher, call fin(t, message)).
-function Loop:_resumed(co, ok, r, fin, t)
+-- The end of task t: err is the failure's message and traceback when it
+-- raised. A connection closes; anything else is only reported.
+local function finish(t, err)
+  if t._isconn then
+    local ok, e = xpcall(conn_finish, msgh, t, err)
+    if not ok then log("closing a connection failed: " .. tostring(e)) end
+  elseif err then
+    log("task failed: " .. err)
+  end
+end
+
+--- After a resume of task t that did not end in a wait: the task returned
+-- (finish it), raised (report it, close its to-be-closed variables, finish
+-- it) or yielded on its own (it runs again after the others, as after
+-- lepoll.sleep(0)).
+function Loop:_resumed(t, ok, r)
+  local co = t[1]
   if ok then
-    if r == IDLE then
-      if fin then self:_call(fin, t) end
-      local n = self.npool
-      if n < POOL_MAX then
-        n = n + 1
-        self.pool[n] = co
-        self.npool = n
-      end
+    if co_status(co) == "dead" then
+      t[1] = false
+      finish(t)
+    else
+      self:_schedule(t)
     end
     return
   end
   local msg = type(r) == "string" and traceback(co, r) or tostring(r)
-  local ours
-  fin, t, ours = task_of(co)
   co_close(co)
-  if fin then
-    self:_call(fin, t, msg)
-  elseif ours then
-    log("task failed: " .. msg)
-  else
-    log("coroutine failed: " .. msg)
-  end
+  t[1] = false
+  finish(t, msg)
 end
 
---- Run fn(a) in a coroutine from the pool, now; then fin(a) if given
--- (fin(a, message) when fn raises).
-function Loop:_start(fn, a, fin)
-  local n = self.npool
-  local co
-  if n > 0 then
-    co = self.pool[n]
-    self.pool[n] = nil
-    self.npool = n - 1
-  else
-    co = co_create(task_body)
-  end
-  local ok, r, f, t = co_resume(co, fn, a, fin)
-  if not ok or r then self:_resumed(co, ok, r, f, t) end
+--- Run fn(a, b) as task t (slot 1 gets its coroutine), now, until it
+-- first waits. Returns the coroutine.
+function Loop:_task(t, fn, a, b)
+  local co = co_create(fn)
+  t[1] = co
+  self:_resume(t, a, b)
   return co
 end
 
---- Resume co with v from the loop, after the current callback.
-function Loop:_schedule(co, v)
-  local t = self.rqt + 1
-  self.rqc[t] = co
-  self.rqv[t] = v
-  self.rqt = t
+--- Resume task t with v from the loop, after the current callback.
+function Loop:_schedule(t, v)
+  local i = self.rqt + 1
+  self.rqc[i] = t
+  self.rqv[i] = v
+  self.rqt = i
 end
 
 local function run_ready(self)
@@ -234,11 +189,12 @@ local function run_ready(self)
   local last = self.rqt
   local i = self.rqh
   while i <= last do
-    local co, v = rqc[i], rqv[i]
+    local t, v = rqc[i], rqv[i]
     rqc[i], rqv[i] = nil, nil
     i = i + 1
     self.rqh = i
-    if co_status(co) == "suspended" then self:_resume(co, v) end
+    local co = t[1]
+    if co and co_status(co) == "suspended" then self:_resume(t, v) end
   end
   if self.rqh > self.rqt then self.rqh, self.rqt = 1, 0 end
 end
@@ -250,14 +206,15 @@ function Loop._call(_, fn, a, b)
   if not ok then log("callback failed: " .. tostring(err)) end
 end
 
---- The current coroutine, or a clear error outside one.
-function Loop._current(what)
-  local co, main = co_running()
-  if main then
+--- The task running now, or a clear error outside one (what: the
+-- function's name).
+function Loop:_current(what)
+  local t = self.cur
+  if not t or t[1] ~= co_running() then
     error(what .. " must be called from a coroutine (a connection handler or"
       .. " lepoll.spawn)", 3)
   end
-  return co
+  return t
 end
 
 -- The loop ----------------------------------------------------------------
@@ -307,20 +264,13 @@ local function tick(self, timeout)
   -- tokens released during this tick become reusable
   local nd = self.ndead
   if nd > 0 then
-    local dead, free, nf, xfree, nx = self.dead, self.free, self.nfree,
-      self.xfree, self.nxfree
+    local dead, xfree, nx = self.dead, self.xfree, self.nxfree
     for i = 1, nd do
-      local tok = dead[i]
-      if tok > 0 then
-        nf = nf + 1
-        free[nf] = tok
-      else
-        nx = nx + 1
-        xfree[nx] = tok
-      end
+      nx = nx + 1
+      xfree[nx] = dead[i]
       dead[i] = nil
     end
-    self.nfree, self.nxfree, self.ndead = nf, nx, 0
+    self.nxfree, self.ndead = nx, 0
   end
   return n
 end
@@ -460,15 +410,15 @@ end
 -- first). Returns true.
 function Loop:sleep(sec)
   check_seconds(sec, "sleep", 1)
-  local co = Loop._current("lepoll.sleep")
+  local t = self:_current("lepoll.sleep")
   if sec == 0 then
-    self:_schedule(co, true)
-    return co_yield()
+    self:_schedule(t, true)
+    return co_yield(WAIT)
   end
-  local node = setmetatable({ at = now() + sec, seq = 0, hi = false, co = co }, heap.Sleep)
+  local node = setmetatable({ at = now() + sec, seq = 0, hi = false, task = t }, heap.Sleep)
   heap_push(self.heap, node)
   self.nactive = self.nactive + 1
-  return co_yield()
+  return co_yield(WAIT)
 end
 
 --- Run fn(...) in a new coroutine, now (until it first waits). An error
@@ -477,9 +427,9 @@ function Loop:spawn(fn, ...)
   check_open(self, "spawn")
   check_fn(fn, "spawn", 1)
   local n = select("#", ...)
-  if n <= 1 then return self:_start(fn, ...) end
+  if n <= 2 then return self:_task({ false }, fn, ...) end
   local args = table_pack(...)
-  return self:_start(function() return fn(table_unpack(args, 1, args.n)) end)
+  return self:_task({ false }, function() return fn(table_unpack(args, 1, args.n)) end)
 end
 
 -- Listeners, connections, watchers, signals --------------------------------
@@ -529,9 +479,7 @@ end
 -- Shutdown ----------------------------------------------------------------
 
 local function force_close(self)
-  local objs = self.objs
-  for t = 1, self.ntok do
-    local o = objs[t]
+  for _, o in pairs(self.objs) do
     if o and o._isconn then o:close(true) end
   end
 end

@@ -38,7 +38,7 @@ local function on_sigfd(loop)
       local snapshot = table.move(list, 1, #list, 1, {})
       for i = 1, #snapshot do
         local h = snapshot[i]
-        if not h.dead then loop:_start(h.fn, signo) end
+        if not h.dead then loop:_task({ false }, h.fn, signo) end
       end
     end
   end

@@ -144,14 +144,14 @@ function Timer:_expire(loop, now)
   end
 end
 
---- The node lepoll.sleep parks its coroutine in.
+--- The node lepoll.sleep parks its task in.
 local Sleep = {}
 Sleep.__index = Sleep
 M.Sleep = Sleep
 
 function Sleep:_expire(loop)
   loop.nactive = loop.nactive - 1
-  loop:_resume(self.co, true)
+  loop:_resume(self.task, true)
 end
 
 return M
