@@ -79,6 +79,78 @@ describe("conn:read", function()
     end)
   end)
 
+  it("returns nil, message, errno when the peer resets while it waits", function()
+    with_loop(function(loop)
+      local r
+      local server, port = serve(loop, function(conn)
+        r = { conn:read() }
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      loop:sleep(0.05)  -- the handler waits in read
+      assert(c:setoption("linger", 0))
+      c:close(true)     -- a reset
+      for _ = 1, 100 do
+        if r then break end
+        loop:sleep(0.01)
+      end
+      server:close()
+      assert.is_nil(r[1])
+      assert.equal(net.errno.ECONNRESET, r[3])
+      assert.equal("string", type(r[2]))
+    end)
+  end)
+
+  it("outside a coroutine raises, and the connection still works", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    local server = assert(loop:listen({ port = 0 }, function(conn)
+      conn:write("hi")
+      conn:read()
+    end))
+    local _, port = server:address()
+    local c
+    loop:spawn(function() c = assert(loop:connect("127.0.0.1", port)) end)
+    for _ = 1, 100 do
+      if c then break end
+      loop:step(0.01)
+    end
+    assert.truthy(c)
+    loop:step(0.05)
+    assert.equal("hi", c:read())  -- data there: no wait needed
+    assert.error_matches(function() c:read() end, "outside a coroutine")
+    local got
+    loop:spawn(function() got = { c:read() } end)
+    server:close()
+    for _ = 1, 100 do
+      if got then break end
+      loop:step(0.01)
+    end
+    assert.is_nil(got)  -- the server's handler still waits: nothing more comes
+    c:close()
+  end)
+
+  it("in a coroutine of the script's own, inside a handler, does not wait on the loop", function()
+    with_loop(function(loop)
+      local first, second, later
+      local server, port = serve(loop, function(conn)
+        local co = coroutine.create(function() return conn:read() end)
+        first = { coroutine.resume(co) }   -- the read yields to this resume
+        second = { coroutine.resume(co) }  -- and raises when resumed by the script
+        later = conn:read()                -- the handler itself still reads
+        conn:write("got " .. later)
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      loop:sleep(0.05)
+      c:write("data")
+      assert.equal("got data", c:read())
+      c:close()
+      server:close()
+      assert.is_true(first[1])
+      assert.is_false(second[1])
+      assert.matches("must be called from a coroutine", second[2])
+    end)
+  end)
+
   it("must be called from a coroutine", function()
     local loop = lepoll.loop()
     finally(function() loop:close() end)

@@ -11,9 +11,11 @@
 --
 -- Tasks: the loop runs coroutines as tasks, tables with the coroutine at
 -- index 1 (see Loop:_task). An accepted connection is its handler's task,
--- and the handler is the coroutine's main function. Waits record the
--- waiting task (loop.cur), yield WAIT, and are resumed by the loop with
--- nil (ready), "timeout" or "closed".
+-- and the handler is the coroutine's main function. Writes and other
+-- waits record the waiting task (loop.cur), yield WAIT, and are resumed
+-- with nil (ready), "timeout" or "closed". A read yields RWAIT and the
+-- connection: the resumer records the task it resumed as the reader, and
+-- the loop reads for it (see Conn:read and M.dispatch).
 --
 -- Memory: an idle connection is its handler's coroutine (a lua_State, the
 -- 40-slot minimum stack, and one CallInfo per frame: handler, conn:read,
@@ -48,9 +50,12 @@ assert(RMASK == epoll.IN | epoll.RDHUP | epoll.HUP | epoll.ERR
   and HUPMASK == epoll.RDHUP | epoll.HUP | epoll.ERR, "unexpected epoll flag values")
 local log = logm.log
 
--- What a waiting task yields to the loop: anything else is a task that
--- finished, or one that called coroutine.yield itself.
+-- What a waiting task yields to the loop: WAIT, or RWAIT and the
+-- connection it waits to read from (the loop, which knows the task it
+-- resumed, records it as that connection's reader); anything else is a
+-- task that finished, or one that called coroutine.yield itself.
 local WAIT = setmetatable({}, { __name = "lepoll wait" })
+local RWAIT = setmetatable({}, { __name = "lepoll read wait" })
 
 -- The slots of a connection (its table's array part).
 local CO <const> = 1    -- the handler's coroutine (a task's slot 1), or false
@@ -58,7 +63,8 @@ local CFG <const> = 2   -- shared settings (M.config); a private copy after set_
 local FD <const> = 3    -- the lepoll.Fd that owns the socket
 local N <const> = 4     -- its fd number: what send/recv take fastest, and the
                         -- connection's key in loop.objs (its epoll data)
-local S <const> = 5     -- the state, below
+local S <const> = 5     -- the state, below; -max while a reader waits for
+                        -- the loop to read up to max bytes for it
 local RBUF <const> = 6  -- input read ahead (readline, readn), or false
 local RT <const> = 7    -- the task waiting to read, or false
 local X <const> = 8     -- nil: not registered with epoll yet; false:
@@ -138,7 +144,7 @@ function M.config(loop, opts, srv, fname)
   return cfg
 end
 
-M.WAIT = WAIT
+M.WAIT, M.RWAIT, M.RT = WAIT, RWAIT, RT
 
 -- Deadlines ----------------------------------------------------------------
 
@@ -335,24 +341,48 @@ function M.dispatch(loop, evs, n)
     if c then
       if tok < 0 then
         cbs[tok](c, fl)
-      elseif fl & RMASK ~= 0 then
-        -- end of stream or an error is a state, not an edge: never wait for it
-        if c[S] < HUP then c[S] = fl & HUPMASK ~= 0 and HUP or READY end
+      else
         if fl & WMASK ~= 0 then
           local x = c[X]
           if x then on_writable(c, x) end
         end
-        local t = c[RT]
-        if t then
-          c[RT] = false
-          loop.cur = t
-          local ok, r = co_resume(t[CO])
-          loop.cur = false
-          if r ~= WAIT then loop:_resumed(t, ok, r) end
+        if fl & RMASK ~= 0 then
+          local t = c[RT]
+          if t then
+            -- a reader waits (Conn:read) for up to -S bytes: read for it
+            local want = -c[S]
+            local s, err, en = recv(c[N], want)
+            if s then
+              local len = #s
+              if len == 0 then
+                c[S], s, err = HUP, nil, "closed"
+              elseif fl & HUPMASK ~= 0 then
+                c[S] = HUP  -- end of stream or an error is a state, not an edge
+              elseif len < want then
+                c[S] = DRAINED  -- a short read drained the socket
+              else
+                c[S] = READY
+              end
+            elseif en == EAGAIN then
+              err = nil  -- a stale hint: keep waiting
+            else
+              c[S] = HUP
+            end
+            if s or err then
+              c[RT] = false
+              loop.cur = t
+              local ok, r, rc = co_resume(t[CO], err, s, en)
+              loop.cur = false
+              if r == RWAIT then
+                rc[RT] = t
+              elseif r ~= WAIT then
+                loop:_resumed(t, ok, r)
+              end
+            end
+          elseif c[S] < HUP then
+            c[S] = fl & HUPMASK ~= 0 and HUP or READY
+          end
         end
-      elseif fl & WMASK ~= 0 then
-        local x = c[X]
-        if x then on_writable(c, x) end
       end
     end
   end
@@ -419,6 +449,7 @@ expire = function(self, loop, now)
   local idle = false
   if rdl and rdl <= now then
     c[RT] = false
+    c[S] = DRAINED  -- no reader waits for the loop to read any more
     idle = self.rdk
   else
     rt = false
@@ -459,62 +490,69 @@ end
 -- connection is closed); nil, "timeout" when the read timeout passes;
 -- nil, message, errno on a socket error.
 --
--- The hot path of every server: one function (no frame but this one while
--- the handler waits), and its C calls are made with few live registers
--- so an idle connection's coroutine keeps the stack it was created with.
+-- The hot path of every server, kept short: a read that must wait parks
+-- with the size it wants in the state slot (S = -max) and yields (RWAIT,
+-- self); the loop records the task as the reader, makes the recv(2)
+-- itself when the edge comes (M.dispatch) and resumes the reader with the
+-- result. No function called from here makes a call (a call three frames
+-- below the handler leaves a fourth CallInfo on every idle connection),
+-- and its C calls are made with few live registers, so an idle
+-- connection's coroutine keeps the stack it was created with.
 function Conn:read(max)
   if max == nil then
     max = self[CFG].read_size
   elseif math_type(max) ~= "integer" or max < 1 then
     check_count(max, "read")
   end
-  do
-    local b = self[RBUF]
-    if b then
-      if #b <= max then
-        self[RBUF] = false
-        return b
-      end
-      self[RBUF] = sub(b, max + 1)
-      return sub(b, 1, max)
+  local b = self[RBUF]
+  if b then
+    if #b <= max then
+      self[RBUF] = false
+      return b
     end
+    self[RBUF] = sub(b, max + 1)
+    return sub(b, 1, max)
   end
-  local t, dl, dk  -- set up by the first wait
-  while true do
-    local st = self[S]
+  local st = self[S]
+  if st ~= DRAINED then
     if st > HUP then return nil, "closed" end
-    if st ~= DRAINED then
-      local s, err, en = recv(self[N], max)
-      if s then
-        local len = #s
-        if len == 0 then return nil, "closed" end
-        -- a short read drained the socket: the next data brings an edge
-        if len < max and st == READY then self[S] = DRAINED end
-        return s
-      end
-      if en ~= EAGAIN then return nil, err, en end
-      self[S] = DRAINED
+    local s, err, en = recv(self[N], max)
+    if s then
+      local len = #s
+      if len == 0 then return nil, "closed" end
+      -- a short read drained the socket: the next data brings an edge
+      if len < max and st == READY then self[S] = DRAINED end
+      return s
     end
-    -- drained: park as the reader until the next edge
-    if not t then
-      -- inline, not current() and register(): a C call two frames below
-      -- the handler would leave a fourth CallInfo on every idle connection
-      local loop = self[CFG].loop
-      t = loop.cur
-      if not t or t[CO] ~= co_running() then error(NOTCO, 2) end
-      if self[X] == nil then  -- the first wait registers the connection
-        local ok, err, en = loop.ep:add(self[N], self[N], REGFLAGS)
-        if not ok then return nil, err, en end
-        self[X] = false
-      end
-      if self[CFG].rtimed then dl, dk = deadline(self, self[CFG].read_timeout) end
-    end
-    if self[RT] then error("another coroutine is already reading from this connection", 2) end
-    self[RT] = t
-    if dl or self[X] then set_deadline(self, false, dl, dk) end
-    local w = co_yield(WAIT)
-    if w then return nil, w end
+    if en ~= EAGAIN then return nil, err, en end
+    self[S] = DRAINED
   end
+  if self[RT] then error("another coroutine is already reading from this connection", 2) end
+  local x = self[X]
+  if x ~= false then  -- not registered yet, or extras: deadlines to keep
+    local cfg = self[CFG]
+    if x == nil then  -- the first wait registers the connection (inline: see above)
+      local ok, err, en = cfg.loop.ep:add(self[N], self[N], REGFLAGS)
+      if not ok then return nil, err, en end
+      self[X] = false
+    end
+    if cfg.rtimed then
+      local dl, dk = deadline(self, cfg.read_timeout)
+      set_deadline(self, false, dl, dk)
+    elseif x then
+      x.rdl = false
+    end
+  end
+  self[S] = -max
+  -- resumed with (nil, data), or (reason [, nil, errno]): a timeout, a
+  -- close, end of stream or a socket error. Outside a coroutine the yield
+  -- raises ("attempt to yield from outside a coroutine").
+  local w, data, en = co_yield(RWAIT, self)
+  if data then return data end
+  -- the loop always passes data or a reason: this is a coroutine of the
+  -- script's own, resumed by the script
+  if not w then error(NOTCO, 2) end
+  return nil, w, en
 end
 
 --- Read exactly n bytes. On end of stream, timeout or error returns nil,
@@ -619,33 +657,38 @@ local function write_slow(c, s, i)
   end
 end
 
---- Write s. Returns true once s is sent or queued; queued output never
--- exceeds the hwm option: above it write waits until the peer drains it.
--- nil, "closed" / "timeout" / message, errno on failure.
-function Conn:write(s)
-  if type(s) ~= "string" then
-    if type(s) == "number" then s = tostring(s) else
-      bad("write", 1, "string expected, got " .. type(s))
+do
+  -- string.len, under the name its argument errors must carry: a string
+  -- or a number passes, anything else raises "bad argument #1 to 'write'
+  -- (string expected, got ...)"; s .. "" then turns a number into its
+  -- string and is s itself for a string (no allocation). A type() call
+  -- would cost a string-cache lookup and a strcmp on every write.
+  local write = string.len
+
+  --- Write s. Returns true once s is sent or queued; queued output never
+  -- exceeds the hwm option: above it write waits until the peer drains it.
+  -- nil, "closed" / "timeout" / message, errno on failure.
+  function Conn:write(s)
+    local len = write(s)
+    s = s .. ""
+    if self[S] > HUP then return nil, "closed" end
+    local x = self[X]
+    if x then
+      local q = x.wq
+      if q then
+        if q.err then return nil, q.err end
+        if q.n > 0 then return write_slow(self, s, 1) end
+      end
     end
-  end
-  if self[S] > HUP then return nil, "closed" end
-  local x = self[X]
-  if x then
-    local q = x.wq
-    if q then
-      if q.err then return nil, q.err end
-      if q.n > 0 then return write_slow(self, s, 1) end
+    if len == 0 then return true end
+    local n, err, en = send(self[N], s)
+    if n then
+      if n >= len then return true end
+      return write_slow(self, s, n + 1)
     end
+    if en == EAGAIN then return write_slow(self, s, 1) end
+    return nil, err, en
   end
-  local len = #s
-  if len == 0 then return true end
-  local n, err, en = send(self[N], s)
-  if n then
-    if n >= len then return true end
-    return write_slow(self, s, n + 1)
-  end
-  if en == EAGAIN then return write_slow(self, s, 1) end
-  return nil, err, en
 end
 
 --- Wait until every queued byte is handed to the kernel.
@@ -784,6 +827,9 @@ function Conn:set_timeouts(t)
   end
   cfg.rtimed = (cfg.read_timeout or cfg.idle_timeout) and true or false
   self[CFG] = cfg
+  -- a registered connection without extras reads with no deadline
+  -- bookkeeping (Conn:read): give it extras to keep them in
+  if cfg.rtimed and self[X] == false then xnode(self) end
   return true
 end
 

@@ -21,7 +21,8 @@ local clock = lio.clock_gettime
 local MONOTONIC = lio.MONOTONIC
 local EINTR = epoll.errno.EINTR
 local log, msgh = logm.log, logm.msgh
-local dispatch, conn_finish, WAIT = connm.dispatch, connm.finish, connm.WAIT
+local dispatch, conn_finish = connm.dispatch, connm.finish
+local WAIT, RWAIT, RT = connm.WAIT, connm.RWAIT, connm.RT
 
 local M = {}
 
@@ -123,16 +124,21 @@ end
 -- (its handler's coroutine) or a record made by spawn and signal handlers.
 -- The coroutine's main function is the task's own function, so an idle
 -- connection carries no frame of the loop's. Waits record loop.cur and
--- yield WAIT (conn.lua); whatever else a resume returns is a task that
+-- yield WAIT, or yield RWAIT and a connection whose reader the resumer
+-- records (conn.lua); whatever else a resume returns is a task that
 -- finished, raised, or called coroutine.yield itself.
 
 --- Resume task t with up to two values.
 function Loop:_resume(t, a, b)
   local prev = self.cur  -- a task may start another (spawn)
   self.cur = t
-  local ok, r = co_resume(t[1], a, b)
+  local ok, r, rc = co_resume(t[1], a, b)
   self.cur = prev
-  if r ~= WAIT then self:_resumed(t, ok, r) end
+  if r == RWAIT then
+    rc[RT] = t
+  elseif r ~= WAIT then
+    self:_resumed(t, ok, r)
+  end
 end
 
 -- The end of task t: err is the failure's message and traceback when it
