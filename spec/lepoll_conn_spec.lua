@@ -81,12 +81,17 @@ describe("conn:read", function()
 
   it("returns nil, message, errno when the peer resets while it waits", function()
     with_loop(function(loop)
-      local r
+      local r, reading
       local server, port = serve(loop, function(conn)
+        reading = true   -- nothing else runs until the read below waits
         r = { conn:read() }
       end)
       local c = assert(loop:connect("127.0.0.1", port))
-      loop:sleep(0.05)  -- the handler waits in read
+      for _ = 1, 100 do
+        if reading then break end
+        loop:sleep(0.01)
+      end
+      assert.is_true(reading)
       assert(c:setoption("linger", 0))
       c:close(true)     -- a reset
       for _ = 1, 100 do
@@ -104,7 +109,8 @@ describe("conn:read", function()
     local loop = lepoll.loop()
     finally(function() loop:close() end)
     local server = assert(loop:listen({ port = 0 }, function(conn)
-      conn:write("hi")
+      local l = conn:read()
+      conn:write("got " .. l)
       conn:read()
     end))
     local _, port = server:address()
@@ -115,18 +121,20 @@ describe("conn:read", function()
       loop:step(0.01)
     end
     assert.truthy(c)
-    loop:step(0.05)
-    assert.equal("hi", c:read())  -- data there: no wait needed
+    -- the server sends nothing before it hears from us: this read must wait
     assert.error_matches(function() c:read() end, "outside a coroutine")
     local got
-    loop:spawn(function() got = { c:read() } end)
-    server:close()
-    for _ = 1, 100 do
+    loop:spawn(function()
+      c:write("x")
+      got = c:read()
+    end)
+    for _ = 1, 200 do
       if got then break end
       loop:step(0.01)
     end
-    assert.is_nil(got)  -- the server's handler still waits: nothing more comes
+    assert.equal("got x", got)
     c:close()
+    server:close()
   end)
 
   it("in a coroutine of the script's own, inside a handler, does not wait on the loop", function()
@@ -140,7 +148,11 @@ describe("conn:read", function()
         conn:write("got " .. later)
       end)
       local c = assert(loop:connect("127.0.0.1", port))
-      loop:sleep(0.05)
+      for _ = 1, 100 do  -- no data before the handler has tried
+        if second then break end
+        loop:sleep(0.01)
+      end
+      assert.truthy(second)
       c:write("data")
       assert.equal("got data", c:read())
       c:close()
