@@ -391,6 +391,13 @@ static int evs_tostring(lua_State *L) {
  */
 
 /***
+ * Give up ownership: returns the fd number, which the caller now closes;
+ * the Epoll behaves as closed from then on.
+ * @function Epoll:release
+ * @treturn integer
+ */
+
+/***
  * Close the epoll fd; later use raises `attempt to use a closed
  * lepoll.Epoll`. `<close>` and garbage collection close it too, once.
  * `tostring` gives `lepoll.Epoll (fd N)` or `lepoll.Epoll (closed)`.

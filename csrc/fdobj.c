@@ -127,6 +127,15 @@ static int fd_close(lua_State *L) {
   return lp_closeresult(L, fd_checkopen(L));
 }
 
+/* Ownership passes to the caller: the object is closed from here on, so
+ * neither close nor __gc touches the fd again. */
+static int fd_release(lua_State *L) {
+  lp_Fd *f = fd_checkopen(L);
+  lua_pushinteger(L, f->fd);
+  f->fd = -1;
+  return 1;
+}
+
 /* __gc and __close: idempotent, never raise. */
 static int fd_gc(lua_State *L) {
   const char *tname;
@@ -157,9 +166,10 @@ static const luaL_Reg fd_meta[] = {
 };
 
 static const luaL_Reg fd_methods[] = {
-  {"fileno", fd_fileno},
-  {"getfd",  fd_fileno},
-  {"close",  fd_close},
+  {"fileno",  fd_fileno},
+  {"getfd",   fd_fileno},
+  {"close",   fd_close},
+  {"release", fd_release},
   {NULL, NULL}
 };
 

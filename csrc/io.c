@@ -869,6 +869,14 @@ LEPOLL_API int luaopen_lepoll_io(lua_State *L) {
  */
 
 /***
+ * Give up ownership (rustix's `into_raw_fd`): returns the fd number, which
+ * the caller now closes (`io.close(n)`). The object behaves as closed from
+ * then on: `close`, `<close>` and `__gc` no longer touch the fd.
+ * @function Fd:release
+ * @treturn integer
+ */
+
+/***
  * Close the fd (once; the object is marked closed first).
  * @function Fd:close
  * @treturn[1] boolean true

@@ -280,6 +280,28 @@ describe("lepoll.io.close", function()
     assert.equal("lepoll.Fd (closed)", tostring(d))
   end)
 
+  it("leaves a released fd open, to be closed by its new owner", function()
+    local r, w = pipe()
+    local d = assert(lio.dup(w))  -- not tracked: only n keeps it alive
+    local n = d:release()
+    assert.equal("lepoll.Fd (closed)", tostring(d))
+    assert.has_error(function() d:close() end, "attempt to use a closed lepoll.Fd")
+    assert.has_error(function() d:release() end, "attempt to use a closed lepoll.Fd")
+    d = nil  -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()  -- __gc of a released Fd closes nothing
+    assert.equal(1, lio.write(n, "x"))
+    assert.equal("x", lio.read(r, 1))
+    assert.is_true(lio.close(n))
+    assert_fail(E.EBADF, lio.close(n))
+    if has_epoll then
+      local ep = assert(epoll.create())
+      local en = ep:release()
+      assert.equal("lepoll.Epoll (closed)", tostring(ep))
+      assert.is_true(lio.close(en))
+    end
+  end)
+
   it("closes an lepoll.Epoll", function()
     if not has_epoll then return pending("lepoll.epoll is not built") end
     local ep = assert(epoll.create())

@@ -31,6 +31,38 @@ describe("lepoll.loop", function()
   end)
 end)
 
+describe("a loop nobody closes", function()
+  it("closes its connections' sockets when it is collected", function()
+    local net = require "lepoll.net"
+    local client = require "support.client"
+    local loop = lepoll.loop()
+    local accepted = false
+    local server = assert(loop:listen({ port = 0 }, function(conn)
+      accepted = true
+      conn:read()  -- waits: the connection stays open
+    end))
+    local _, port = server:address()
+    local s = assert(net.socket(net.INET, net.STREAM))
+    finally(function() s:close() end)
+    assert(net.connect(s, "127.0.0.1", port))
+    for _ = 1, 100 do
+      if accepted then break end
+      loop:step(0.01)
+    end
+    assert.is_true(accepted)
+    loop, server = nil, nil  -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    -- the server's end is closed: the client reads end of stream
+    local ep = assert(require("lepoll.epoll").create())
+    finally(function() ep:close() end)
+    local evs = require("lepoll.epoll").events(1)
+    assert(ep:add(s, 1, require("lepoll.epoll").IN))
+    assert.equal(1, ep:wait(evs, client.WAIT_MS))
+    assert.equal("", net.recv(s, 16))
+  end)
+end)
+
 describe("loop:run", function()
   it("returns when nothing is left to wait for", function()
     local loop = lepoll.loop()

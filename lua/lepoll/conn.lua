@@ -19,14 +19,16 @@
 --
 -- Memory: an idle connection is its handler's coroutine (a lua_State, the
 -- 40-slot minimum stack, and one CallInfo per frame: handler, conn:read,
--- coroutine.yield), this table (its state in an 8-slot array part, no
--- hash part), the lepoll.Fd and a slot of the loop's token table. What only
+-- coroutine.yield), this table (its state in a 7-slot array part, read
+-- and write in a 2-node hash part; the socket is a plain fd number, no
+-- lepoll.Fd) and a slot of the loop's fd table. What only
 -- some connections need (write queue, deadlines) lives in the extras, made
 -- on first use. Keep the read path shallow: every frame live while a
 -- handler waits costs a CallInfo, and a coroutine stack that outgrows its
 -- first 40 slots doubles.
 local net = require "lepoll.net"
 local epoll = require "lepoll.epoll"
+local lio = require "lepoll.io"
 local heap = require "lepoll.timer"
 local logm = require "lepoll._log"
 
@@ -58,16 +60,20 @@ local WAIT = setmetatable({}, { __name = "lepoll wait" })
 local RWAIT = setmetatable({}, { __name = "lepoll read wait" })
 
 -- The slots of a connection (its table's array part).
+-- Its hash part holds read and write themselves: conn:read() and
+-- conn:write() find them at once instead of through __index (three table
+-- lookups each, on every event).
 local CO <const> = 1    -- the handler's coroutine (a task's slot 1), or false
 local CFG <const> = 2   -- shared settings (M.config); a private copy after set_timeouts
-local FD <const> = 3    -- the lepoll.Fd that owns the socket
-local N <const> = 4     -- its fd number: what send/recv take fastest, and the
-                        -- connection's key in loop.objs (its epoll data)
-local S <const> = 5     -- the state, below; -max while a reader waits for
+local N <const> = 3     -- the socket's fd number, owned by the connection
+                        -- (released from its Fd, closed by finalize): what
+                        -- send/recv take fastest, and the connection's key
+                        -- in loop.objs (its epoll data)
+local S <const> = 4     -- the state, below; -max while a reader waits for
                         -- the loop to read up to max bytes for it
-local RBUF <const> = 6  -- input read ahead (readline, readn), or false
-local RT <const> = 7    -- the task waiting to read, or false
-local X <const> = 8     -- nil: not registered with epoll yet; false:
+local RBUF <const> = 5  -- input read ahead (readline, readn), or false
+local RT <const> = 6    -- the task waiting to read, or false
+local X <const> = 7     -- nil: not registered with epoll yet; false:
                         -- registered, no extras; or the extras (below)
 -- States. Below HUP a read may have to wait: DRAINED waits for the next
 -- edge. HUP: end of stream or an error was reported; reads never wait
@@ -83,7 +89,7 @@ local M = {}
 
 local Conn = {}
 Conn.__index = Conn
-local ConnMT  -- see the end of the methods
+local ConnMT, read_m, write_m  -- see the end of the methods
 Conn._isconn = true
 M.Conn = Conn
 
@@ -388,10 +394,12 @@ function M.dispatch(loop, evs, n)
   end
 end
 
---- A connection around an open non-blocking stream socket (an Fd).
+--- A connection around an open non-blocking stream socket (an Fd, whose
+-- fd the connection takes over).
 function M.new(loop, fd, cfg)
-  local n = fd:fileno()
-  local c = setmetatable({ false, cfg, fd, n, READY, false, false, nil }, ConnMT)
+  local n = fd:release()
+  local c = setmetatable({ false, cfg, n, READY, false, false, nil,
+    read = read_m, write = write_m }, ConnMT)
   loop.objs[n] = c  -- no callback: M.dispatch handles it inline
   loop.nactive = loop.nactive + 1
   if cfg.srv then
@@ -412,8 +420,8 @@ finalize = function(c)
     x.wt, x.wq = false, false
     if x.hi then heap_remove(loop.heap, x) end
   end
-  c[FD]:close()  -- also leaves the epoll set
   local objs, n = loop.objs, c[N]
+  lio.close(n)  -- also leaves the epoll set
   -- the fd number is free for the next socket at once; an event already
   -- fetched for this one is only a hint to whoever gets the number
   if objs[n] == c then objs[n] = false end
@@ -734,7 +742,7 @@ function Conn:shutdown(how)
     local ok, err, en = self:flush()
     if not ok then return nil, err, en end
   end
-  return net.shutdown(self[FD], how)
+  return net.shutdown(self[N], how)
 end
 
 --- Close the connection. Queued output is still flushed in the background
@@ -791,7 +799,7 @@ end
 --- The local address: host, port (or the unix path).
 function Conn:sockname()
   if self[S] == CLOSED then return nil, "closed" end
-  return net.getsockname(self[FD])
+  return net.getsockname(self[N])
 end
 
 --- The socket's fd number (-1 once closed).
@@ -804,7 +812,7 @@ Conn.getfd = Conn.fileno
 --- Set a socket option (net.setsockopt names: "nodelay", "keepalive", ...).
 function Conn:setoption(name, value)
   if self[S] == CLOSED then return nil, "closed" end
-  return net.setsockopt(self[FD], name, value)
+  return net.setsockopt(self[N], name, value)
 end
 
 local TIMEOUTS = { read = "read_timeout", write = "write_timeout",
@@ -848,6 +856,7 @@ end
 -- The connections' metatable: small, so the "__index" lookup behind every
 -- method call (conn:read, conn:write) hits at once.
 ConnMT = { __index = Conn, __tostring = Conn.__tostring }
+read_m, write_m = Conn.read, Conn.write
 
 -- Running handlers and outbound connections -------------------------------
 
@@ -908,11 +917,12 @@ function M.connect(loop, host, port, opts)
     net.NONBLOCK | net.CLOEXEC)
   if not fd then return nil, err, en end
   local c = M.new(loop, fd, cfg)
+  local n = c[N]
   local ok
   if path then
-    ok, err, en = net.connect(fd, path)
+    ok, err, en = net.connect(n, path)
   else
-    ok, err, en = net.connect(fd, host, port)
+    ok, err, en = net.connect(n, host, port)
   end
   if not ok then
     local errno = net.errno
@@ -926,13 +936,13 @@ function M.connect(loop, host, port, opts)
       c:close(true)
       return nil, w
     end
-    local soerr = net.getsockopt(fd, "error")
+    local soerr = net.getsockopt(n, "error")
     if soerr ~= 0 then
       finalize(c)
       return nil, M.strerror(soerr), soerr
     end
   end
-  if opts and opts.nodelay then net.setsockopt(fd, "nodelay", true) end
+  if opts and opts.nodelay then net.setsockopt(n, "nodelay", true) end
   -- an outbound connection remembers whom it called (peer() survives the
   -- peer); extras imply registration
   if c[X] == nil then

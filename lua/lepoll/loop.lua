@@ -552,4 +552,10 @@ function Loop:close()
   return true
 end
 
+-- A loop that is collected (or left open when the state closes) closes
+-- too: connections own plain fd numbers, which nothing else would close.
+function Loop:__gc()
+  if not self.closed then pcall(Loop.close, self) end
+end
+
 return M
