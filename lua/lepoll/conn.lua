@@ -12,7 +12,7 @@
 -- Tasks: the loop runs coroutines as tasks, tables with the coroutine at
 -- index 1 (see Loop:_task). An accepted connection is its handler's task,
 -- and the handler is the coroutine's main function. Writes and other
--- waits record the waiting task (loop.cur), yield WAIT, and are resumed
+-- waits record the waiting task (loop[CUR]), yield WAIT, and are resumed
 -- with nil (ready), "timeout" or "closed". A read yields RWAIT and the
 -- connection: the resumer records the task it resumed as the reader, and
 -- the loop reads for it (see Conn:read and M.dispatch).
@@ -58,6 +58,11 @@ local log = logm.log
 -- task that finished, or one that called coroutine.yield itself.
 local WAIT = setmetatable({}, { __name = "lepoll wait" })
 local RWAIT = setmetatable({}, { __name = "lepoll read wait" })
+-- Array slots where the per-event path would otherwise pay a string-key
+-- hash lookup: loop[CUR], the task running now (false outside tasks;
+-- loop.lua), and cfg[RSIZE], the read_size option.
+local CUR <const> = 1
+local RSIZE <const> = 1
 
 -- The slots of a connection (its table's array part).
 -- Its hash part holds read and write themselves: conn:read() and
@@ -134,6 +139,7 @@ end
 -- rtimed: whether reads wait with a deadline (decided once, not per read).
 function M.config(loop, opts, srv, fname)
   local cfg = {
+    false,  -- [RSIZE], set below
     loop = loop,
     srv = srv or false,
     hwm = opt_int(opts, "hwm", fname),
@@ -147,6 +153,7 @@ function M.config(loop, opts, srv, fname)
     rtimed = false,
   }
   cfg.rtimed = (cfg.read_timeout or cfg.idle_timeout) and true or false
+  cfg[RSIZE] = cfg.read_size
   return cfg
 end
 
@@ -232,7 +239,7 @@ local NOTCO = "connection I/O must be called from a coroutine (a connection"
 -- coroutine of the script's own, even inside a task, is not a task: the
 -- loop could not resume it.
 local function current(loop, level, msg)
-  local t = loop.cur
+  local t = loop[CUR]
   if not t or t[CO] ~= co_running() then error(msg or NOTCO, level + 1) end
   return t
 end
@@ -338,7 +345,7 @@ end
 -- hot path of a server; other objects (negative data) through their
 -- callbacks, cb(obj, flags). For connections, flags are hints, never
 -- trusted to mean a syscall will succeed; the writer goes first, then
--- the reader. Runs outside every task of the loop (loop.cur is false).
+-- the reader. Runs outside every task of the loop (loop[CUR] is false).
 function M.dispatch(loop, evs, n)
   local objs, cbs, get = loop.objs, loop.cbs, loop.evget
   for i = 1, n do
@@ -348,10 +355,8 @@ function M.dispatch(loop, evs, n)
       if tok < 0 then
         cbs[tok](c, fl)
       else
-        if fl & WMASK ~= 0 then
-          local x = c[X]
-          if x then on_writable(c, x) end
-        end
+        local x = c[X]
+        if x and fl & WMASK ~= 0 then on_writable(c, x) end
         if fl & RMASK ~= 0 then
           local t = c[RT]
           if t then
@@ -376,9 +381,9 @@ function M.dispatch(loop, evs, n)
             end
             if s or err then
               c[RT] = false
-              loop.cur = t
+              loop[CUR] = t
               local ok, r, rc = co_resume(t[CO], err, s, en)
-              loop.cur = false
+              loop[CUR] = false
               if r == RWAIT then
                 rc[RT] = t
               elseif r ~= WAIT then
@@ -508,7 +513,7 @@ end
 -- connection's coroutine keeps the stack it was created with.
 function Conn:read(max)
   if max == nil then
-    max = self[CFG].read_size
+    max = self[CFG][RSIZE]
   elseif math_type(max) ~= "integer" or max < 1 then
     check_count(max, "read")
   end

@@ -23,6 +23,7 @@ local EINTR = epoll.errno.EINTR
 local log, msgh = logm.log, logm.msgh
 local dispatch, conn_finish = connm.dispatch, connm.finish
 local WAIT, RWAIT, RT = connm.WAIT, connm.RWAIT, connm.RT
+local CUR <const> = 1  -- loop[CUR]: the task running now, or false (conn.lua too)
 
 local M = {}
 
@@ -64,6 +65,7 @@ function M.new(opts)
     error("lepoll: timerfd: " .. err)
   end
   local self = setmetatable({
+    false,  -- [CUR]: the task running now (an array slot: set twice per event)
     ep = ep, evs = evs, evget = evs.get, epwait = ep.wait,
     -- epoll data -> object: connections under their fd numbers (handled
     -- inline by conn.dispatch), everything else under negative tokens with
@@ -72,7 +74,6 @@ function M.new(opts)
     xfree = {}, nxfree = 0, dead = {}, ndead = 0,
     heap = heap.new(),
     rqc = {}, rqv = {}, rqh = 1, rqt = 0,  -- ready queue (FIFO) of tasks
-    cur = false,                           -- the task running now
     now = now(),
     nactive = 0,                           -- what keeps run() running
     nconns = 0,                            -- accepted connections open
@@ -123,17 +124,17 @@ end
 -- A task is a table with a coroutine at index 1: an accepted connection
 -- (its handler's coroutine) or a record made by spawn and signal handlers.
 -- The coroutine's main function is the task's own function, so an idle
--- connection carries no frame of the loop's. Waits record loop.cur and
+-- connection carries no frame of the loop's. Waits record loop[CUR] and
 -- yield WAIT, or yield RWAIT and a connection whose reader the resumer
 -- records (conn.lua); whatever else a resume returns is a task that
 -- finished, raised, or called coroutine.yield itself.
 
 --- Resume task t with up to two values.
 function Loop:_resume(t, a, b)
-  local prev = self.cur  -- a task may start another (spawn)
-  self.cur = t
+  local prev = self[CUR]  -- a task may start another (spawn)
+  self[CUR] = t
   local ok, r, rc = co_resume(t[1], a, b)
-  self.cur = prev
+  self[CUR] = prev
   if r == RWAIT then
     rc[RT] = t
   elseif r ~= WAIT then
@@ -215,7 +216,7 @@ end
 --- The task running now, or a clear error outside one (what: the
 -- function's name).
 function Loop:_current(what)
-  local t = self.cur
+  local t = self[CUR]
   if not t or t[1] ~= co_running() then
     error(what .. " must be called from a coroutine (a connection handler or"
       .. " lepoll.spawn)", 3)
