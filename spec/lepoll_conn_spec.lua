@@ -105,6 +105,30 @@ describe("conn:read", function()
     end)
   end)
 
+  it("raises for a second reader and still serves the first", function()
+    with_loop(function(loop)
+      local first, second
+      local server, port = serve(loop, function(conn)
+        loop:spawn(function() first = { conn:read() } end)  -- waits for data
+        second = { pcall(conn.read, conn) }
+        conn:write("go")
+        while not first do loop:sleep(0.01) end
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      assert.equal("go", c:read())
+      c:write("data")
+      for _ = 1, 100 do
+        if first then break end
+        loop:sleep(0.01)
+      end
+      c:close()
+      server:close()
+      assert.is_false(second[1])
+      assert.matches("another coroutine is already reading", second[2])
+      assert.same({ "data" }, first)
+    end)
+  end)
+
   it("outside a coroutine raises, and the connection still works", function()
     local loop = lepoll.loop()
     finally(function() loop:close() end)

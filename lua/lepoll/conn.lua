@@ -526,6 +526,9 @@ function Conn:read(max)
     self[RBUF] = sub(b, max + 1)
     return sub(b, 1, max)
   end
+  -- before any recv: a second reader must not take the data the loop is
+  -- to read for the first, nor touch the size it asked for (S)
+  if self[RT] then error("another coroutine is already reading from this connection", 2) end
   local st = self[S]
   if st ~= DRAINED then
     if st > HUP then return nil, "closed" end
@@ -540,7 +543,6 @@ function Conn:read(max)
     if en ~= EAGAIN then return nil, err, en end
     self[S] = DRAINED
   end
-  if self[RT] then error("another coroutine is already reading from this connection", 2) end
   local x = self[X]
   if x ~= false then  -- not registered yet, or extras: deadlines to keep
     local cfg = self[CFG]
@@ -858,8 +860,8 @@ function Conn:__tostring()
   return "lepoll.Conn (fd " .. self[N] .. ")"
 end
 
--- The connections' metatable: small, so the "__index" lookup behind every
--- method call (conn:read, conn:write) hits at once.
+-- The connections' metatable (read and write sit in each connection's
+-- own hash part, see M.new: the per-event calls skip __index).
 ConnMT = { __index = Conn, __tostring = Conn.__tostring }
 read_m, write_m = Conn.read, Conn.write
 

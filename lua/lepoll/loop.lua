@@ -10,9 +10,9 @@ local listenm = require "lepoll.listen"
 local signalm = require "lepoll.signal"
 local watchm = require "lepoll.watch"
 
-local co_create, co_resume, co_yield, co_running, co_status, co_close =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
-  coroutine.status, coroutine.close
+local co_create, co_resume, co_yield, co_status, co_close =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status,
+  coroutine.close
 local traceback = debug.traceback
 local type, error, select, xpcall, tostring = type, error, select, xpcall, tostring
 local table_pack, table_unpack = table.pack, table.unpack
@@ -21,7 +21,7 @@ local clock = lio.clock_gettime
 local MONOTONIC = lio.MONOTONIC
 local EINTR = epoll.errno.EINTR
 local log, msgh = logm.log, logm.msgh
-local dispatch, conn_finish = connm.dispatch, connm.finish
+local dispatch, conn_finish, current = connm.dispatch, connm.finish, connm.current
 local WAIT, RWAIT, RT = connm.WAIT, connm.RWAIT, connm.RT
 local CUR <const> = 1  -- loop[CUR]: the task running now, or false (conn.lua too)
 
@@ -213,16 +213,6 @@ function Loop._call(_, fn, a, b)
   if not ok then log("callback failed: " .. tostring(err)) end
 end
 
---- The task running now, or a clear error outside one (what: the
--- function's name).
-function Loop:_current(what)
-  local t = self[CUR]
-  if not t or t[1] ~= co_running() then
-    error(what .. " must be called from a coroutine (a connection handler or"
-      .. " lepoll.spawn)", 3)
-  end
-  return t
-end
 
 -- The loop ----------------------------------------------------------------
 
@@ -417,7 +407,8 @@ end
 -- first). Returns true.
 function Loop:sleep(sec)
   check_seconds(sec, "sleep", 1)
-  local t = self:_current("lepoll.sleep")
+  local t = current(self, 2, "lepoll.sleep must be called from a coroutine (a"
+    .. " connection handler or lepoll.spawn)")
   if sec == 0 then
     self:_schedule(t, true)
     return co_yield(WAIT)
