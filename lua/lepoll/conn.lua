@@ -59,8 +59,8 @@ local log = logm.log
 local WAIT = setmetatable({}, { __name = "lepoll wait" })
 local RWAIT = setmetatable({}, { __name = "lepoll read wait" })
 -- Array slots where the per-event path would otherwise pay a string-key
--- hash lookup: loop[CUR], the task running now (false outside tasks;
--- loop.lua), and cfg[RSIZE], the read_size option.
+-- hash lookup: loop[CUR], the task resumed last (see current(); loop.lua),
+-- and cfg[RSIZE], the read_size option.
 local CUR <const> = 1
 local RSIZE <const> = 1
 
@@ -235,9 +235,12 @@ end
 local NOTCO = "connection I/O must be called from a coroutine (a connection"
   .. " handler or lepoll.spawn)"
 
--- The task running now, or an error (msg, default NOTCO) at level. A
--- coroutine of the script's own, even inside a task, is not a task: the
--- loop could not resume it.
+-- The task running now, or an error (msg, default NOTCO) at level.
+-- loop[CUR] is the task resumed last, which may since have waited or
+-- ended (the dispatch does not pay a store to clear it after each
+-- resume): it is the running task only if its coroutine is the running
+-- one. A coroutine of the script's own, even inside a task, is not a
+-- task: the loop could not resume it.
 local function current(loop, level, msg)
   local t = loop[CUR]
   if not t or t[CO] ~= co_running() then error(msg or NOTCO, level + 1) end
@@ -345,9 +348,13 @@ end
 -- hot path of a server; other objects (negative data) through their
 -- callbacks, cb(obj, flags). For connections, flags are hints, never
 -- trusted to mean a syscall will succeed; the writer goes first, then
--- the reader. Runs outside every task of the loop (loop[CUR] is false).
+-- the reader. Runs outside every task of the loop.
 function M.dispatch(loop, evs, n)
   local objs, cbs, get = loop.objs, loop.cbs, loop.evget
+  -- upvalues as locals: reading an upvalue goes through the closure to
+  -- its own small object, a cache line the kernel's work has usually
+  -- evicted since the last event
+  local recv_, resume_, rwait, wait = recv, co_resume, RWAIT, WAIT
   for i = 1, n do
     local tok, fl = get(evs, i)
     local c = objs[tok]
@@ -362,7 +369,7 @@ function M.dispatch(loop, evs, n)
           if t then
             -- a reader waits (Conn:read) for up to -S bytes: read for it
             local want = -c[S]
-            local s, err, en = recv(c[N], want)
+            local s, err, en = recv_(c[N], want)
             if s then
               local len = #s
               if len == 0 then
@@ -375,20 +382,17 @@ function M.dispatch(loop, evs, n)
                 c[S] = READY
               end
             elseif en == EAGAIN then
-              err = nil  -- a stale hint: keep waiting
+              goto next  -- a stale hint: keep waiting
             else
               c[S] = HUP
             end
-            if s or err then
-              c[RT] = false
-              loop[CUR] = t
-              local ok, r, rc = co_resume(t[CO], err, s, en)
-              loop[CUR] = false
-              if r == RWAIT then
-                rc[RT] = t
-              elseif r ~= WAIT then
-                loop:_resumed(t, ok, r)
-              end
+            c[RT] = false
+            loop[CUR] = t  -- left set after the resume: see current()
+            local ok, r, rc = resume_(t[CO], err, s, en)
+            if r == rwait then
+              rc[RT] = t
+            elseif r ~= wait then
+              loop:_resumed(t, ok, r)
             end
           elseif c[S] < HUP then
             c[S] = fl & HUPMASK ~= 0 and HUP or READY
@@ -396,6 +400,7 @@ function M.dispatch(loop, evs, n)
         end
       end
     end
+    ::next::
   end
 end
 
@@ -517,6 +522,22 @@ function Conn:read(max)
   elseif math_type(max) ~= "integer" or max < 1 then
     check_count(max, "read")
   end
+  -- The common wait first, in straight-line code (the interpreter reads
+  -- bytecode through the data cache, and the kernel's work between two
+  -- events evicts it): drained (hence registered), nothing buffered, no
+  -- extras (no deadlines to keep).
+  if self[S] == DRAINED and not self[RBUF] and not self[X] then
+    self[S] = -max
+    -- resumed with (nil, data), or (reason [, nil, errno]): a timeout, a
+    -- close, end of stream or a socket error. Outside a coroutine the
+    -- yield raises ("attempt to yield from outside a coroutine").
+    local w, data, en = co_yield(RWAIT, self)
+    if data then return data end
+    -- the loop always passes data or a reason: this is a coroutine of
+    -- the script's own, resumed by the script
+    if not w then error(NOTCO, 2) end
+    return nil, w, en
+  end
   local b = self[RBUF]
   if b then
     if #b <= max then
@@ -526,46 +547,53 @@ function Conn:read(max)
     self[RBUF] = sub(b, max + 1)
     return sub(b, 1, max)
   end
-  -- before any recv: a second reader must not take the data the loop is
-  -- to read for the first, nor touch the size it asked for (S)
-  if self[RT] then error("another coroutine is already reading from this connection", 2) end
   local st = self[S]
   if st ~= DRAINED then
+    -- before any recv: a second reader must not take the data the loop is
+    -- to read for the first, nor touch the size it asked for (S < 0 while
+    -- a reader waits)
+    if st < 0 then
+      if self[RT] then error("another coroutine is already reading from this connection", 2) end
+      -- a wait that never reached the loop: a yield outside any coroutine,
+      -- or to a coroutine of the script's own
+      st = READY
+    end
     if st > HUP then return nil, "closed" end
     local s, err, en = recv(self[N], max)
     if s then
       local len = #s
       if len == 0 then return nil, "closed" end
-      -- a short read drained the socket: the next data brings an edge
-      if len < max and st == READY then self[S] = DRAINED end
+      -- a short read drained the socket: the next data brings an edge, if
+      -- the connection is registered (DRAINED implies it: a wait from
+      -- DRAINED needs no registration check)
+      if len < max and st == READY and self[X] ~= nil then self[S] = DRAINED end
       return s
     end
     if en ~= EAGAIN then return nil, err, en end
+    if self[X] == nil then  -- the first wait registers the connection (inline: see above)
+      local cfg = self[CFG]
+      local ok, e, n = cfg.loop.ep:add(self[N], self[N], REGFLAGS)
+      if not ok then return nil, e, n end
+      self[X] = false
+      -- timed reads keep their deadlines in the extras
+      if cfg.rtimed then xnode(self) end
+    end
     self[S] = DRAINED
   end
   local x = self[X]
-  if x ~= false then  -- not registered yet, or extras: deadlines to keep
+  if x then  -- extras: deadlines to keep
     local cfg = self[CFG]
-    if x == nil then  -- the first wait registers the connection (inline: see above)
-      local ok, err, en = cfg.loop.ep:add(self[N], self[N], REGFLAGS)
-      if not ok then return nil, err, en end
-      self[X] = false
-    end
     if cfg.rtimed then
       local dl, dk = deadline(self, cfg.read_timeout)
       set_deadline(self, false, dl, dk)
-    elseif x then
+    else
       x.rdl = false
     end
   end
   self[S] = -max
-  -- resumed with (nil, data), or (reason [, nil, errno]): a timeout, a
-  -- close, end of stream or a socket error. Outside a coroutine the yield
-  -- raises ("attempt to yield from outside a coroutine").
+  -- as above
   local w, data, en = co_yield(RWAIT, self)
   if data then return data end
-  -- the loop always passes data or a reason: this is a coroutine of the
-  -- script's own, resumed by the script
   if not w then error(NOTCO, 2) end
   return nil, w, en
 end
@@ -680,29 +708,43 @@ do
   -- would cost a string-cache lookup and a strcmp on every write.
   local write = string.len
 
+  -- The rest of a write whose first send(2) (n, err, en) did not take
+  -- all of s.
+  local function write_sent(c, s, n, err, en)
+    if n then return write_slow(c, s, n + 1) end
+    if en == EAGAIN then return write_slow(c, s, 1) end
+    if #s == 0 then return true end  -- nothing was to be written
+    return nil, err, en
+  end
+
+  -- A write on a connection that is closing or has extras: output
+  -- already queued goes first.
+  local function write_queued(c, s)
+    if c[S] > HUP then return nil, "closed" end
+    local q = c[X].wq
+    if q then
+      if q.err then return nil, q.err end
+      if q.n > 0 then return write_slow(c, s, 1) end
+    end
+    local n, err, en = send(c[N], s)
+    if n and n >= #s then return true end
+    return write_sent(c, s, n, err, en)
+  end
+
   --- Write s. Returns true once s is sent or queued; queued output never
   -- exceeds the hwm option: above it write waits until the peer drains it.
   -- nil, "closed" / "timeout" / message, errno on failure.
+  -- The common case (open, no extras, so nothing queued) is straight-line
+  -- code; the rest are tail calls (no frame deeper than now).
   function Conn:write(s)
     local len = write(s)
     s = s .. ""
-    if self[S] > HUP then return nil, "closed" end
-    local x = self[X]
-    if x then
-      local q = x.wq
-      if q then
-        if q.err then return nil, q.err end
-        if q.n > 0 then return write_slow(self, s, 1) end
-      end
+    if self[S] <= HUP and not self[X] then
+      local n, err, en = send(self[N], s)
+      if n and n >= len then return true end
+      return write_sent(self, s, n, err, en)
     end
-    if len == 0 then return true end
-    local n, err, en = send(self[N], s)
-    if n then
-      if n >= len then return true end
-      return write_slow(self, s, n + 1)
-    end
-    if en == EAGAIN then return write_slow(self, s, 1) end
-    return nil, err, en
+    return write_queued(self, s)
   end
 end
 
