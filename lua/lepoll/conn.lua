@@ -522,78 +522,73 @@ function Conn:read(max)
   elseif math_type(max) ~= "integer" or max < 1 then
     check_count(max, "read")
   end
-  -- The common wait first, in straight-line code (the interpreter reads
+  -- The common wait (drained, hence registered; nothing buffered; no
+  -- extras, so no deadlines to keep) skips the block below and parks at
+  -- once: its bytecode stays in a few cache lines (the interpreter reads
   -- bytecode through the data cache, and the kernel's work between two
-  -- events evicts it): drained (hence registered), nothing buffered, no
-  -- extras (no deadlines to keep).
-  if self[S] == DRAINED and not self[RBUF] and not self[X] then
-    self[S] = -max
-    -- resumed with (nil, data), or (reason [, nil, errno]): a timeout, a
-    -- close, end of stream or a socket error. Outside a coroutine the
-    -- yield raises ("attempt to yield from outside a coroutine").
-    local w, data, en = co_yield(RWAIT, self)
-    if data then return data end
-    -- the loop always passes data or a reason: this is a coroutine of
-    -- the script's own, resumed by the script
-    if not w then error(NOTCO, 2) end
-    return nil, w, en
-  end
-  local b = self[RBUF]
-  if b then
-    if #b <= max then
-      self[RBUF] = false
-      return b
+  -- events evicts it).
+  if not (self[S] == DRAINED and not self[RBUF] and not self[X]) then
+    local b = self[RBUF]
+    if b then
+      if #b <= max then
+        self[RBUF] = false
+        return b
+      end
+      self[RBUF] = sub(b, max + 1)
+      return sub(b, 1, max)
     end
-    self[RBUF] = sub(b, max + 1)
-    return sub(b, 1, max)
-  end
-  local st = self[S]
-  if st ~= DRAINED then
-    -- before any recv: a second reader must not take the data the loop is
-    -- to read for the first, nor touch the size it asked for (S < 0 while
-    -- a reader waits)
-    if st < 0 then
-      if self[RT] then error("another coroutine is already reading from this connection", 2) end
-      -- a wait that never reached the loop: a yield outside any coroutine,
-      -- or to a coroutine of the script's own
-      st = READY
+    local st = self[S]
+    if st ~= DRAINED then
+      -- before any recv: a second reader must not take the data the loop
+      -- is to read for the first, nor touch the size it asked for (S < 0
+      -- while a reader waits)
+      if st < 0 then
+        if self[RT] then error("another coroutine is already reading from this connection", 2) end
+        -- a wait that never reached the loop: a yield outside any
+        -- coroutine, or to a coroutine of the script's own
+        st = READY
+      end
+      if st > HUP then return nil, "closed" end
+      local s, err, en = recv(self[N], max)
+      if s then
+        local len = #s
+        if len == 0 then return nil, "closed" end
+        -- a short read drained the socket: the next data brings an edge,
+        -- if the connection is registered (DRAINED implies it: a wait
+        -- from DRAINED needs no registration check)
+        if len < max and st == READY and self[X] ~= nil then self[S] = DRAINED end
+        return s
+      end
+      if en ~= EAGAIN then return nil, err, en end
+      if self[X] == nil then  -- the first wait registers the connection (inline: see above)
+        local cfg = self[CFG]
+        local ok, e, n = cfg.loop.ep:add(self[N], self[N], REGFLAGS)
+        if not ok then return nil, e, n end
+        self[X] = false
+        -- timed reads keep their deadlines in the extras
+        if cfg.rtimed then xnode(self) end
+      end
+      self[S] = DRAINED
     end
-    if st > HUP then return nil, "closed" end
-    local s, err, en = recv(self[N], max)
-    if s then
-      local len = #s
-      if len == 0 then return nil, "closed" end
-      -- a short read drained the socket: the next data brings an edge, if
-      -- the connection is registered (DRAINED implies it: a wait from
-      -- DRAINED needs no registration check)
-      if len < max and st == READY and self[X] ~= nil then self[S] = DRAINED end
-      return s
-    end
-    if en ~= EAGAIN then return nil, err, en end
-    if self[X] == nil then  -- the first wait registers the connection (inline: see above)
+    local x = self[X]
+    if x then  -- extras: deadlines to keep
       local cfg = self[CFG]
-      local ok, e, n = cfg.loop.ep:add(self[N], self[N], REGFLAGS)
-      if not ok then return nil, e, n end
-      self[X] = false
-      -- timed reads keep their deadlines in the extras
-      if cfg.rtimed then xnode(self) end
-    end
-    self[S] = DRAINED
-  end
-  local x = self[X]
-  if x then  -- extras: deadlines to keep
-    local cfg = self[CFG]
-    if cfg.rtimed then
-      local dl, dk = deadline(self, cfg.read_timeout)
-      set_deadline(self, false, dl, dk)
-    else
-      x.rdl = false
+      if cfg.rtimed then
+        local dl, dk = deadline(self, cfg.read_timeout)
+        set_deadline(self, false, dl, dk)
+      else
+        x.rdl = false
+      end
     end
   end
   self[S] = -max
-  -- as above
+  -- resumed with (nil, data), or (reason [, nil, errno]): a timeout, a
+  -- close, end of stream or a socket error. Outside a coroutine the yield
+  -- raises ("attempt to yield from outside a coroutine").
   local w, data, en = co_yield(RWAIT, self)
   if data then return data end
+  -- the loop always passes data or a reason: this is a coroutine of the
+  -- script's own, resumed by the script
   if not w then error(NOTCO, 2) end
   return nil, w, en
 end
