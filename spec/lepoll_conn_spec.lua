@@ -360,6 +360,72 @@ describe("conn:write", function()
     end)
   end)
 
+  it("raises for a second writer while the first waits above the high-water mark", function()
+    local old = lepoll.set_logger(function() end)
+    finally(function() lepoll.set_logger(old) end)
+    with_loop(function(loop)
+      local big = 8 * 1024 * 1024  -- far more than the socket takes at once
+      local second
+      local server, port = serve(loop, function(conn)
+        local done = false
+        loop:spawn(function()
+          assert(conn:write(string.rep("a", big)))
+          done = true
+        end)
+        second = { pcall(conn.write, conn, "MARK") }  -- the first one waits now
+        for _ = 1, 500 do  -- the handler's return would close the connection
+          if done then break end
+          loop:sleep(0.01)
+        end
+      end, { hwm = 65536 })
+      local c = assert(loop:connect("127.0.0.1", port))
+      local parts, n = {}, 0
+      while true do
+        local s = c:read(65536)
+        if not s then break end
+        parts[#parts + 1] = s
+        n = n + #s
+      end
+      c:close()
+      server:close()
+      assert.is_false(second[1])
+      assert.matches("another coroutine is already writing", second[2])
+      local all = table.concat(parts)
+      assert.equal(big, #all)
+      assert.is_nil(all:find("[^a]"))
+    end)
+  end)
+
+  it("makes no syscall for an empty write: a pending reset reaches the next read", function()
+    with_loop(function(loop)
+      local wrote, reset, res = false, false, nil
+      local server, port = serve(loop, function(conn)
+        assert(conn:write("hello"))  -- the client never reads it
+        wrote = true
+        for _ = 1, 200 do
+          if reset then break end
+          loop:sleep(0.01)
+        end
+        res = { w = { conn:write("") }, r = { conn:read() } }
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      for _ = 1, 200 do
+        if wrote then break end
+        loop:sleep(0.01)
+      end
+      c:close()  -- "hello" unread: the close sends a reset
+      reset = true
+      for _ = 1, 200 do
+        if res then break end
+        loop:sleep(0.01)
+      end
+      server:close()
+      assert.same({ true }, res.w)
+      assert.is_nil(res.r[1])
+      assert.equal(net.errno.ECONNRESET, res.r[3])
+    end)
+  end)
+
   it("accepts numbers, raises on other types", function()
     with_loop(function(loop)
       local errs
@@ -470,6 +536,43 @@ describe("conn:close and handler return", function()
     assert.equal(4, closed)
     assert.equal(2, #messages)
     assert.matches("handler failed %(peer 127%.0%.0%.1:%d+%): table: ", messages[1])
+  end)
+end)
+
+describe("a raising handler's to-be-closed variables", function()
+  it("cannot wait on the loop, and the loop serves on", function()
+    local old = lepoll.set_logger(function() end)
+    finally(function() lepoll.set_logger(old) end)
+    with_loop(function(loop)
+      local closeerr
+      local server, port = serve(loop, function(conn)
+        local guard <close> = setmetatable({}, { __close = function()
+          local ok, e = pcall(loop.sleep, loop, 0.01)
+          closeerr = ok and "waited" or tostring(e)
+        end })
+        local line = conn:readline()  -- waits: the loop resumes it with data
+        if line == "boom" then error("handler exploded") end
+        conn:write("ok\n")
+        return guard
+      end)
+      local c = assert(loop:connect("127.0.0.1", port))
+      for _ = 1, 200 do  -- the handler is waiting in its read
+        if server:stats().active == 1 then break end
+        loop:sleep(0.01)
+      end
+      c:write("boom\n")
+      assert.same({ nil, "closed" }, { c:read() })
+      c:close()
+      -- a wait registered from the closed coroutine would stop the loop
+      -- when it came due; the loop still serves
+      loop:sleep(0.05)
+      local d = assert(loop:connect("127.0.0.1", port))
+      d:write("fine\n")
+      assert.equal("ok", d:readline())
+      d:close()
+      server:close()
+      assert.matches("must be called from a coroutine", closeerr)
+    end)
   end)
 end)
 

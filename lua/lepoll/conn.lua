@@ -59,8 +59,8 @@ local log = logm.log
 local WAIT = setmetatable({}, { __name = "lepoll wait" })
 local RWAIT = setmetatable({}, { __name = "lepoll read wait" })
 -- Array slots where the per-event path would otherwise pay a string-key
--- hash lookup: loop[CUR], the task resumed last (see current(); loop.lua),
--- and cfg[RSIZE], the read_size option.
+-- hash lookup: loop[CUR], the task running now (false outside tasks;
+-- loop.lua), and cfg[RSIZE], the read_size option.
 local CUR <const> = 1
 local RSIZE <const> = 1
 
@@ -163,13 +163,14 @@ M.WAIT, M.RWAIT, M.RT = WAIT, RWAIT, RT
 
 -- A connection's extras: what only some connections need, made on first
 -- use (by then the connection is registered with epoll). wq: the write
--- queue (false: none), wt: the task waiting to write or connect. It is
--- also the connection's heap node (timer.lua), with rdl/wdl: the waiting
+-- queue (false: none), wt: the task waiting to write or connect, wrest:
+-- whether that writer holds unqueued bytes (wait_write). It is also the
+-- connection's heap node (timer.lua), with rdl/wdl: the waiting
 -- reader's/writer's deadline or false, rdk/wdk: whether that is the idle
 -- timeout, dl: the end of a lingering close, ph/pp: the peer an outbound
--- connection called. _expire is a field, not a
--- metatable's: this runs deep in a handler's coroutine, where a C call
--- (setmetatable) could grow its stack.
+-- connection called. _expire is a field, not a metatable's: this runs
+-- deep in a handler's coroutine, where a C call (setmetatable) could grow
+-- its stack.
 local expire
 
 local function xnode(c)
@@ -177,7 +178,7 @@ local function xnode(c)
   if not x then
     x = { c = c, wq = false, wt = false, at = 0, seq = 0, hi = false,
       rdl = false, wdl = false, rdk = false, wdk = false, dl = false,
-      ph = false, pp = false, _expire = expire }
+      ph = false, pp = false, wrest = false, _expire = expire }
     c[X] = x
   end
   return x
@@ -235,12 +236,9 @@ end
 local NOTCO = "connection I/O must be called from a coroutine (a connection"
   .. " handler or lepoll.spawn)"
 
--- The task running now, or an error (msg, default NOTCO) at level.
--- loop[CUR] is the task resumed last, which may since have waited or
--- ended (the dispatch does not pay a store to clear it after each
--- resume): it is the running task only if its coroutine is the running
--- one. A coroutine of the script's own, even inside a task, is not a
--- task: the loop could not resume it.
+-- The task running now, or an error (msg, default NOTCO) at level. A
+-- coroutine of the script's own, even inside a task, is not a task: the
+-- loop could not resume it.
 local function current(loop, level, msg)
   local t = loop[CUR]
   if not t or t[CO] ~= co_running() then error(msg or NOTCO, level + 1) end
@@ -251,7 +249,10 @@ M.current = current
 -- Park the calling task as the writer until the fd is ready (nil), the
 -- deadline passes ("timeout") or the connection is closed ("closed").
 -- Reads park inline in Conn:read (one frame less while idle).
-local function wait_write(c, dl, dk)
+-- rest: the writer holds the rest of a write that is not queued (write
+-- waits above the high-water mark); until it is resumed, another write
+-- would overtake those bytes, so it raises (write_queued).
+local function wait_write(c, dl, dk, rest)
   local t = current(c[CFG].loop, 2)
   if c[X] == nil then
     local ok, err = register(c)
@@ -261,7 +262,11 @@ local function wait_write(c, dl, dk)
   if x.wt then error("another coroutine is already writing to this connection", 3) end
   x.wt = t
   set_deadline(c, true, dl, dk)
-  return co_yield(WAIT)
+  if not rest then return co_yield(WAIT) end
+  x.wrest = true
+  local w = co_yield(WAIT)
+  x.wrest = false
+  return w
 end
 
 -- Write queue -------------------------------------------------------------
@@ -348,7 +353,7 @@ end
 -- hot path of a server; other objects (negative data) through their
 -- callbacks, cb(obj, flags). For connections, flags are hints, never
 -- trusted to mean a syscall will succeed; the writer goes first, then
--- the reader. Runs outside every task of the loop.
+-- the reader. Runs outside every task of the loop (loop[CUR] is false).
 function M.dispatch(loop, evs, n)
   local objs, cbs, get = loop.objs, loop.cbs, loop.evget
   -- upvalues as locals: reading an upvalue goes through the closure to
@@ -387,8 +392,12 @@ function M.dispatch(loop, evs, n)
               c[S] = HUP
             end
             c[RT] = false
-            loop[CUR] = t  -- left set after the resume: see current()
+            loop[CUR] = t
             local ok, r, rc = resume_(t[CO], err, s, en)
+            -- cleared at once: a task that raised has its to-be-closed
+            -- variables closed in its coroutine (Loop:_resumed), where a
+            -- wait must raise, not register a waiter that cannot resume
+            loop[CUR] = false
             if r == rwait then
               rc[RT] = t
             elseif r ~= wait then
@@ -689,7 +698,7 @@ local function write_slow(c, s, i)
     if i > len then return true end
     if queued + len - i + 1 <= hwm then return enqueue(c, s, i) end
     if dl == nil then dl, dk = deadline(c, cfg.write_timeout) end
-    local w = wait_write(c, dl, dk)
+    local w = wait_write(c, dl, dk, true)
     if w then return nil, w end
     if c[S] > HUP then return nil, "closed" end
   end
@@ -708,7 +717,6 @@ do
   local function write_sent(c, s, n, err, en)
     if n then return write_slow(c, s, n + 1) end
     if en == EAGAIN then return write_slow(c, s, 1) end
-    if #s == 0 then return true end  -- nothing was to be written
     return nil, err, en
   end
 
@@ -716,13 +724,17 @@ do
   -- already queued goes first.
   local function write_queued(c, s)
     if c[S] > HUP then return nil, "closed" end
-    local q = c[X].wq
+    local x = c[X]
+    if x.wrest then error("another coroutine is already writing to this connection", 2) end
+    local q = x.wq
     if q then
       if q.err then return nil, q.err end
       if q.n > 0 then return write_slow(c, s, 1) end
     end
+    local len = #s
+    if len == 0 then return true end
     local n, err, en = send(c[N], s)
-    if n and n >= #s then return true end
+    if n and n >= len then return true end
     return write_sent(c, s, n, err, en)
   end
 
@@ -735,6 +747,9 @@ do
     local len = write(s)
     s = s .. ""
     if self[S] <= HUP and not self[X] then
+      -- an empty write makes no syscall: send(2) of nothing would report,
+      -- and clear, a pending socket error that the next read should get
+      if len == 0 then return true end
       local n, err, en = send(self[N], s)
       if n and n >= len then return true end
       return write_sent(self, s, n, err, en)

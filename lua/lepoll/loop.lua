@@ -23,7 +23,7 @@ local EINTR = epoll.errno.EINTR
 local log, msgh = logm.log, logm.msgh
 local dispatch, conn_finish, current = connm.dispatch, connm.finish, connm.current
 local WAIT, RWAIT, RT = connm.WAIT, connm.RWAIT, connm.RT
-local CUR <const> = 1  -- loop[CUR]: the task resumed last, or false (conn.lua: current())
+local CUR <const> = 1  -- loop[CUR]: the task running now, or false (conn.lua too)
 
 local M = {}
 
@@ -65,7 +65,7 @@ function M.new(opts)
     error("lepoll: timerfd: " .. err)
   end
   local self = setmetatable({
-    false,  -- [CUR]: the task resumed last (an array slot: set on every event)
+    false,  -- [CUR]: the task running now (an array slot: set twice per event)
     ep = ep, evs = evs, evget = evs.get, epwait = ep.wait,
     -- epoll data -> object: connections under their fd numbers (handled
     -- inline by conn.dispatch), everything else under negative tokens with
