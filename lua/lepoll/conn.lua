@@ -251,7 +251,7 @@ M.current = current
 -- Reads park inline in Conn:read (one frame less while idle).
 -- rest: the writer holds the rest of a write that is not queued (write
 -- waits above the high-water mark); until it is resumed, another write
--- would overtake those bytes, so it raises (write_queued).
+-- would overtake those bytes, so it raises (Conn:write).
 local function wait_write(c, dl, dk, rest)
   local t = current(c[CFG].loop, 2)
   if c[X] == nil then
@@ -356,10 +356,6 @@ end
 -- the reader. Runs outside every task of the loop (loop[CUR] is false).
 function M.dispatch(loop, evs, n)
   local objs, cbs, get = loop.objs, loop.cbs, loop.evget
-  -- upvalues as locals: reading an upvalue goes through the closure to
-  -- its own small object, a cache line the kernel's work has usually
-  -- evicted since the last event
-  local recv_, resume_, rwait, wait = recv, co_resume, RWAIT, WAIT
   for i = 1, n do
     local tok, fl = get(evs, i)
     local c = objs[tok]
@@ -374,7 +370,7 @@ function M.dispatch(loop, evs, n)
           if t then
             -- a reader waits (Conn:read) for up to -S bytes: read for it
             local want = -c[S]
-            local s, err, en = recv_(c[N], want)
+            local s, err, en = recv(c[N], want)
             if s then
               local len = #s
               if len == 0 then
@@ -393,14 +389,14 @@ function M.dispatch(loop, evs, n)
             end
             c[RT] = false
             loop[CUR] = t
-            local ok, r, rc = resume_(t[CO], err, s, en)
+            local ok, r, rc = co_resume(t[CO], err, s, en)
             -- cleared at once: a task that raised has its to-be-closed
             -- variables closed in its coroutine (Loop:_resumed), where a
             -- wait must raise, not register a waiter that cannot resume
             loop[CUR] = false
-            if r == rwait then
+            if r == RWAIT then
               rc[RT] = t
-            elseif r ~= wait then
+            elseif r ~= WAIT then
               loop:_resumed(t, ok, r)
             end
           elseif c[S] < HUP then
@@ -533,9 +529,7 @@ function Conn:read(max)
   end
   -- The common wait (drained, hence registered; nothing buffered; no
   -- extras, so no deadlines to keep) skips the block below and parks at
-  -- once: its bytecode stays in a few cache lines (the interpreter reads
-  -- bytecode through the data cache, and the kernel's work between two
-  -- events evicts it).
+  -- once.
   if not (self[S] == DRAINED and not self[RBUF] and not self[X]) then
     local b = self[RBUF]
     if b then
@@ -712,49 +706,34 @@ do
   -- would cost a string-cache lookup and a strcmp on every write.
   local write = string.len
 
-  -- The rest of a write whose first send(2) (n, err, en) did not take
-  -- all of s.
-  local function write_sent(c, s, n, err, en)
-    if n then return write_slow(c, s, n + 1) end
-    if en == EAGAIN then return write_slow(c, s, 1) end
-    return nil, err, en
-  end
-
-  -- A write on a connection that is closing or has extras: output
-  -- already queued goes first.
-  local function write_queued(c, s)
-    if c[S] > HUP then return nil, "closed" end
-    local x = c[X]
-    if x.wrest then error("another coroutine is already writing to this connection", 2) end
-    local q = x.wq
-    if q then
-      if q.err then return nil, q.err end
-      if q.n > 0 then return write_slow(c, s, 1) end
-    end
-    local len = #s
-    if len == 0 then return true end
-    local n, err, en = send(c[N], s)
-    if n and n >= len then return true end
-    return write_sent(c, s, n, err, en)
-  end
-
   --- Write s. Returns true once s is sent or queued; queued output never
   -- exceeds the hwm option: above it write waits until the peer drains it.
   -- nil, "closed" / "timeout" / message, errno on failure.
-  -- The common case (open, no extras, so nothing queued) is straight-line
-  -- code; the rest are tail calls (no frame deeper than now).
   function Conn:write(s)
     local len = write(s)
     s = s .. ""
-    if self[S] <= HUP and not self[X] then
-      -- an empty write makes no syscall: send(2) of nothing would report,
-      -- and clear, a pending socket error that the next read should get
-      if len == 0 then return true end
-      local n, err, en = send(self[N], s)
-      if n and n >= len then return true end
-      return write_sent(self, s, n, err, en)
+    if self[S] > HUP then return nil, "closed" end
+    local x = self[X]
+    if x then
+      -- another coroutine's write waits with bytes not yet queued: these
+      -- would overtake them
+      if x.wrest then error("another coroutine is already writing to this connection", 2) end
+      local q = x.wq
+      if q then
+        if q.err then return nil, q.err end
+        if q.n > 0 then return write_slow(self, s, 1) end
+      end
     end
-    return write_queued(self, s)
+    -- an empty write makes no syscall: send(2) of nothing would report,
+    -- and clear, a pending socket error that the next read should get
+    if len == 0 then return true end
+    local n, err, en = send(self[N], s)
+    if n then
+      if n >= len then return true end
+      return write_slow(self, s, n + 1)
+    end
+    if en == EAGAIN then return write_slow(self, s, 1) end
+    return nil, err, en
   end
 end
 

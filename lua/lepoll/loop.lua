@@ -213,7 +213,6 @@ function Loop._call(_, fn, a, b)
   if not ok then log("callback failed: " .. tostring(err)) end
 end
 
-
 -- The loop ----------------------------------------------------------------
 
 local function tick(self, timeout)
