@@ -22,7 +22,7 @@ local recv, send, accept = net.recv, net.send, net.accept
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local FLAGS = epoll.IN | epoll.OUT | epoll.RDHUP | epoll.ET
 local READ_SIZE = 16384
--- the connection's slots (as in lua/lepoll/conn.lua)
+-- the connection's slots (as in lua/lepoll/_conn.lua)
 local CO <const>, N <const>, S <const>, RT <const> = 1, 3, 4, 6
 local DRAINED <const>, READY <const> = 0, 1
 local RWAIT = {}

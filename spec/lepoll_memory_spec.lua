@@ -33,7 +33,7 @@ describe("an idle connection", function()
     -- what the clients and the loop's tables need is there before the count
     local socks = {}
     for i = 1, CONNS do socks[i] = connect(port) end
-    local objs = loop.objs
+    local objs = loop.objects
     for fd = 1, 4 * CONNS do objs[fd] = objs[fd] or false end
     local before = heap_bytes()
     local deadline = lepoll.now() + client.WAIT_MS / 1000

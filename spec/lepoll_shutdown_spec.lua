@@ -80,9 +80,10 @@ describe("loop:shutdown", function()
   it("closes what is left at the deadline and returns from run()", function()
     local loop = lepoll.loop()
     finally(function() loop:close() end)
-    local result
+    local told, result
     local server = assert(loop:listen({ port = 0 }, function(conn)
-      result = { conn:read() }        -- never gets data
+      told = { conn:read() }          -- the shutdown is news once
+      result = { conn:read() }        -- then the read waits, and never gets data
     end))
     local _, port = server:address()
     local client
@@ -97,6 +98,7 @@ describe("loop:shutdown", function()
     loop:run()
     local dt = lepoll.now() - t0
     assert.is_true(dt >= 0.1 and dt < 2, "took " .. dt)
+    assert.same({ nil, "shutdown" }, told)
     assert.same({ nil, "closed" }, result)
     assert.equal(0, server:stats().active)
     client:close()

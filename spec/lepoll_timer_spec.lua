@@ -1,7 +1,7 @@
 -- lepoll framework: timers (after, every, cancel, sleep) and the heap
 -- behind them.
 local lepoll = require "lepoll"
-local heap = require "lepoll.timer"
+local heap = require "lepoll._heap"
 
 describe("lepoll.timer heap", function()
   it("pops nodes in (deadline, insertion) order with removals", function()
@@ -16,7 +16,7 @@ describe("lepoll.timer heap", function()
     for i = 1, 2000, 3 do heap.remove(h, nodes[i]) end
     for i = 2, 2000, 7 do  -- move some deadlines
       local n = nodes[i]
-      if n.hi then
+      if n.heap_index then
         n.at = math.random(1, 300)
         heap.update(h, n)
       end
@@ -29,7 +29,7 @@ describe("lepoll.timer heap", function()
       if last then
         assert.is_true(last.at < n.at or (last.at == n.at and last.seq < n.seq))
       end
-      assert.is_false(n.hi)
+      assert.is_false(n.heap_index)
       last = n
     end
     assert.equal(2000 - 667, count)

@@ -36,8 +36,16 @@ function M.set(fn)
 end
 
 --- The message handler of every protected call: keeps the traceback.
-function M.msgh(err)
+local function msgh(err)
   return debug.traceback(err, 2)
+end
+M.msgh = msgh
+
+--- Call fn(a, b) protected and report its error: for the callbacks that
+-- run on the loop itself (timers, watchers).
+function M.call(fn, a, b)
+  local ok, err = xpcall(fn, msgh, a, b)
+  if not ok then M.log("callback failed: " .. tostring(err)) end
 end
 
 return M

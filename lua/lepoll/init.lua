@@ -6,49 +6,84 @@
 --     end)
 --     lepoll.run()
 --
--- Every function below works on the default loop (created on first use,
--- with SIGINT/SIGTERM starting a graceful shutdown while it runs);
--- lepoll.loop() makes more loops with the same methods. The reference is
--- docs/framework.md.
-local loopm = require "lepoll.loop"
+-- Every lepoll.X below is loop:X on the default loop (made on first use;
+-- SIGINT/SIGTERM start a graceful shutdown while it runs). Each names the
+-- file that holds it; lepoll.loop() makes more loops with the same
+-- methods. The reference is docs/framework.md.
+local loopm = require "lepoll._loop"
 local logm = require "lepoll._log"
+local timerm = require "lepoll._timer"
+local listenm = require "lepoll._listen"
+local connectm = require "lepoll._connect"
+local watchm = require "lepoll._watch"
+local signalm = require "lepoll._signal"
 
 local M = {
   _VERSION = "lepoll 0.1.0",
 }
 
 local default
+local Loop = loopm.Loop
 
---- The default loop (created on first use).
-function M.default_loop()
+--- The default loop (made on first use, again after it was closed).
+local function default_loop()
   if not default or default.closed then
     default = loopm.new({ signals = true })
   end
   return default
 end
+M.default_loop = default_loop
 
---- A new loop: opts {events = 256, signals = false, shutdown_timeout = 10}.
+--- A new loop: opts {events = 256, signals = false, shutdown_timeout = 10}
+-- (_loop.lua).
 function M.loop(opts)
   return loopm.new(opts)
 end
 
---- Replace the logger (fn(message); nil restores stderr). Returns the old one.
+--- Replace the logger (fn(message); nil restores stderr); returns the old
+-- one (_log.lua).
 M.set_logger = logm.set
 
---- Report a message through the logger.
+--- Report a message through the logger (_log.lua).
 M.log = logm.log
 
---- Seconds on CLOCK_MONOTONIC, the clock of every deadline.
-M.now = loopm.now
+--- Seconds on CLOCK_MONOTONIC, the clock of every deadline (_timer.lua).
+M.now = timerm.now
 
--- lepoll.run(), lepoll.listen{...}, ...: the default loop's methods.
-for _, name in ipairs({ "run", "step", "stop", "fileno", "timeout", "listen",
-  "connect", "after", "every", "sleep", "spawn", "watch", "on_signal",
-  "shutdown", "shutting_down", "close" }) do
-  local method = loopm.Loop[name]
-  M[name] = function(...)
-    return method(M.default_loop(), ...)
-  end
-end
+-- The default loop's methods: each a tail call, so errors point at the
+-- caller's line.
+
+--- Run the default loop (_loop.lua).
+function M.run() return Loop.run(default_loop()) end
+--- One iteration of the default loop (_loop.lua).
+function M.step(timeout) return Loop.step(default_loop(), timeout) end
+--- Make run() return (_loop.lua).
+function M.stop() return Loop.stop(default_loop()) end
+--- The default loop's epoll fd, for hosts (_loop.lua).
+function M.fileno() return Loop.fileno(default_loop()) end
+--- Seconds to the next deadline, for hosts (_loop.lua).
+function M.timeout() return Loop.timeout(default_loop()) end
+--- Graceful shutdown (_loop.lua).
+function M.shutdown(timeout) return Loop.shutdown(default_loop(), timeout) end
+--- Whether a shutdown began (_loop.lua).
+function M.shutting_down() return Loop.shutting_down(default_loop()) end
+--- Close the default loop (_loop.lua).
+function M.close() return Loop.close(default_loop()) end
+--- Run fn(...) in a new coroutine (_loop.lua).
+function M.spawn(fn, ...) return Loop.spawn(default_loop(), fn, ...) end
+--- Listen and serve (_listen.lua).
+function M.listen(opts, handler) return listenm.listen(default_loop(), opts, handler) end
+--- Connect from a coroutine (_connect.lua).
+function M.connect(host, port, opts) return connectm.connect(default_loop(), host, port, opts) end
+--- Call fn once, sec seconds from now (_timer.lua).
+function M.after(sec, fn) return timerm.after(default_loop(), sec, fn) end
+--- Call fn every sec seconds (_timer.lua).
+function M.every(sec, fn) return timerm.every(default_loop(), sec, fn) end
+--- Suspend the calling coroutine (_timer.lua).
+function M.sleep(sec) return timerm.sleep(default_loop(), sec) end
+--- Watch any fd (_watch.lua).
+function M.watch(fd, mode, fn) return watchm.watch(default_loop(), fd, mode, fn) end
+--- Handle a signal (_signal.lua).
+function M.on_signal(sig, fn) return signalm.on_signal(default_loop(), sig, fn) end
 
 return M

@@ -1,9 +1,10 @@
---- lepoll.watch: callbacks on any fd's readiness (pipes, eventfds, a
--- LuaSocket socket, ...). Private to the framework: the public entry point
--- is lepoll.watch.
+--- lepoll._watch: callbacks on any fd's readiness (pipes, eventfds, a
+-- LuaSocket socket, ...) (private: the public entry point is lepoll.watch).
 local epoll = require "lepoll.epoll"
+local logm = require "lepoll._log"
 
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
+local tointeger = math.tointeger
 local IN, OUT, RDHUP, HUP, ERR = epoll.IN, epoll.OUT, epoll.RDHUP, epoll.HUP,
   epoll.ERR
 
@@ -20,21 +21,28 @@ local function on_watch(w, fl)
   local r = fl & (IN | RDHUP | HUP | ERR) ~= 0 and w.wr
   local wr = fl & (OUT | HUP | ERR) ~= 0 and w.ww
   local mode = r and (wr and "rw" or "r") or (wr and "w")
-  if mode then w.loop:_call(w.fn, w, mode) end
+  if mode then logm.call(w.fn, w, mode) end
 end
 
+-- An fd number from fd: an integer (or an integral float: LuaSocket's
+-- getfd() returns 3.0 under Lua 5.4), or an object with a getfd or
+-- fileno method (the first that is a function).
 local function fdnum(fd)
-  if math.type(fd) == "integer" and fd >= 0 then return fd end
   local t = type(fd)
-  if t == "userdata" or t == "table" then
-    local get = fd.getfd or fd.fileno
-    if get then
-      local n = get(fd)
-      if math.type(n) == "integer" and n >= 0 then return n end
+  local n = t == "number" and tointeger(fd)
+  if not n and (t == "userdata" or t == "table") then
+    local ok, get = pcall(function() return fd.getfd end)
+    if not (ok and type(get) == "function") then
+      ok, get = pcall(function() return fd.fileno end)
+    end
+    if ok and type(get) == "function" then
+      local v = get(fd)
+      n = type(v) == "number" and tointeger(v)
     end
   end
-  error("bad argument #1 to 'watch' (fd expected: integer, lepoll.Fd or an object"
-    .. " with :getfd()/:fileno(), got " .. tostring(fd) .. ")", 4)
+  if n and n >= 0 and n <= 0x7fffffff then return n end
+  error("bad argument #1 to 'watch' (fd expected: a non-negative integer, lepoll.Fd or an"
+    .. " object with :getfd()/:fileno(), got " .. tostring(fd) .. ")", 3)
 end
 
 --- Call fn(handle, "r" | "w" | "rw") while the fd is ready for what mode
@@ -42,14 +50,15 @@ end
 -- in fn is logged. Returns the handle (handle:cancel(); cancel before
 -- closing the fd), or nil, message, errno (e.g. EPERM for a regular file).
 function M.watch(loop, fd, mode, fn)
+  loop:_check_open("watch")
   local n = fdnum(fd)
   local flags = MODES[mode]
   if not flags then
     error("bad argument #2 to 'watch' ('r', 'w' or 'rw' expected, got "
-      .. tostring(mode) .. ")", 3)
+      .. tostring(mode) .. ")", 2)
   end
   if type(fn) ~= "function" then
-    error("bad argument #3 to 'watch' (function expected, got " .. type(fn) .. ")", 3)
+    error("bad argument #3 to 'watch' (function expected, got " .. type(fn) .. ")", 2)
   end
   local w = setmetatable({ loop = loop, fd = n, obj = fd, fn = fn, dead = false,
     wr = flags & IN ~= 0, ww = flags & OUT ~= 0 }, Watch)

@@ -1,20 +1,21 @@
---- lepoll.listen: listening sockets (TCP over IPv4/IPv6, unix) that
--- accept in batches and start one handler coroutine per connection.
--- Private to the framework: the public entry point is lepoll.listen.
+--- lepoll._listen: listening sockets (TCP over IPv4/IPv6, unix) that
+-- accept in batches and start one handler coroutine per connection
+-- (private: the public entry point is lepoll.listen).
 local net = require "lepoll.net"
 local epoll = require "lepoll.epoll"
-local heap = require "lepoll.timer"
-local connm = require "lepoll.conn"
+local heap = require "lepoll._heap"
+local connm = require "lepoll._conn"
+local optionsm = require "lepoll._options"
 local logm = require "lepoll._log"
 
 local accept, setsockopt = net.accept, net.setsockopt
-local type, error, tostring, setmetatable = type, error, tostring, setmetatable
-local math_type = math.type
+local type, error, tostring, setmetatable, pcall = type, error, tostring,
+  setmetatable, pcall
 local errno = net.errno
 local EAGAIN, EINTR, ECONNABORTED, EPROTO = errno.EAGAIN, errno.EINTR,
   errno.ECONNABORTED, errno.EPROTO
 local AFLAGS = net.NONBLOCK | net.CLOEXEC
-local conn_new = connm.new
+local conn_new, start = connm.new, connm.start
 local log = logm.log
 
 local M = {}
@@ -23,19 +24,21 @@ local Server = {}
 Server.__index = Server
 M.Server = Server
 
-local function bad(msg)
-  error("bad argument #1 to 'listen' (" .. msg .. ")", 4)
-end
-
 -- Stop watching the listener for a while (EMFILE and friends): the
--- backlog keeps the clients waiting, nothing spins.
+-- backlog keeps the clients waiting, nothing spins. The first pause of a
+-- run of them is reported; the recovery reports how many there were.
 local function pause(s, msg)
   local loop = s.loop
   if not s.paused then
     s.paused = true
     loop.ep:delete(s.fd)
-    log(("accept on %s: %s; pausing accepts for %gs"):format(s.name, msg, s.backoff))
   end
+  if s.pauses == 0 then
+    s.paused_since = loop.now
+    log(("accept on %s: %s; pausing accepts, retrying every %gs"):format(s.name, msg,
+      s.backoff))
+  end
+  s.pauses = s.pauses + 1
   s.at = loop.now + s.backoff
   heap.push(loop.heap, s)
 end
@@ -45,7 +48,13 @@ end
 function Server:_expire(loop)
   if self.closed or not self.paused then return end
   self.paused = false
-  assert(loop.ep:add(self.fd, self.tok, epoll.IN))
+  assert(loop.ep:add(self.fd, self.token, epoll.IN))
+end
+
+local function resumed(s)
+  log(("accept on %s: accepting again after %d pause%s (%.1fs)"):format(s.name,
+    s.pauses, s.pauses == 1 and "" or "s", s.loop.now - s.paused_since))
+  s.pauses = 0
 end
 
 local function on_accept(s)
@@ -55,10 +64,11 @@ local function on_accept(s)
   for _ = 1, s.batch do
     local fd, msg, en = accept(lfd, AFLAGS)
     if fd then
+      if s.pauses > 0 then resumed(s) end
       stats.accepted = stats.accepted + 1
       if nodelay then setsockopt(fd, "nodelay", true) end
       local c = conn_new(loop, fd, cfg)
-      loop:_task(c, handler, c)  -- the connection is its handler's task
+      start(loop, c, handler, c)  -- the connection is its handler's task
       if s.closed then return end
     elseif en == EAGAIN then
       return
@@ -72,51 +82,46 @@ local function on_accept(s)
   -- served again after the events already fetched
 end
 
-local function check_opts(opts)
-  if type(opts) ~= "table" then bad("table expected, got " .. type(opts)) end
-  local port, path = opts.port, opts.path
-  if path ~= nil then
-    if type(path) ~= "string" or path == "" then bad("option 'path' must be a non-empty string") end
-    if port ~= nil then bad("options 'path' and 'port' exclude each other") end
-  else
-    if math_type(port) ~= "integer" or port < 0 or port > 65535 then
-      bad("option 'port' must be an integer 0..65535, got " .. tostring(port))
-    end
-    if opts.host ~= nil and type(opts.host) ~= "string" then
-      bad("option 'host' must be a string")
-    end
-  end
-  for _, k in ipairs({ "backlog", "accept_batch" }) do
-    local v = opts[k]
-    if v ~= nil and (math_type(v) ~= "integer" or v < 1) then
-      bad(("option '%s' must be a positive integer"):format(k))
-    end
-  end
-  local b = opts.accept_backoff
-  if b ~= nil and (type(b) ~= "number" or b ~= b or b <= 0 or b == math.huge) then
-    bad("option 'accept_backoff' must be a positive number")
-  end
+local function display(host, port)
+  return (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
+end
+M.display = display
+
+--- The reason inside a C argument error ("bad argument #2 to 'bind'
+-- ('x' is not a numeric IPv4 address)" -> "'x' is not ..."): the C layer
+-- judges addresses and paths, the framework names the user's argument.
+function M.reason(msg)
+  return type(msg) == "string" and msg:match("%((.*)%)$") or tostring(msg)
 end
 
 --- Listen and serve: opts {host = "127.0.0.1", port = n (0: any free
 -- port) | path = "/unix/socket", backlog = 1024, reuseaddr = true,
--- reuseport = false, v6only = nil, nodelay = false, accept_batch = 64,
+-- reuseport = false, v6only, nodelay = false, accept_batch = 64,
 -- accept_backoff = 0.1, unlink = false, plus the connection options}.
 -- handler(conn) runs in its own coroutine per connection.
 -- Returns the server, or nil, message, errno if the socket cannot be set up.
 function M.listen(loop, opts, handler)
-  check_opts(opts)
-  if type(handler) ~= "function" then
-    error("bad argument #2 to 'listen' (function expected, got " .. type(handler) .. ")", 3)
+  loop:_check_open("listen")
+  local o = optionsm.check(opts, "listen", "listen", 1)
+  local path, host, port = o.path, o.host or "127.0.0.1", o.port
+  local function bad(msg)
+    error("bad argument #1 to 'listen' (" .. msg .. ")", 3)
   end
-  local path, host, port = opts.path, opts.host or "127.0.0.1", opts.port
+  if path then
+    if port ~= nil then bad("options 'path' and 'port' exclude each other") end
+    if o.host ~= nil then bad("options 'path' and 'host' exclude each other") end
+  elseif port == nil then
+    bad("option 'port' must be an integer 0..65535, got nil")
+  end
+  if type(handler) ~= "function" then
+    error("bad argument #2 to 'listen' (function expected, got " .. type(handler) .. ")", 2)
+  end
   local s = setmetatable({ loop = loop, handler = handler, path = path,
-    batch = opts.accept_batch or 64, backoff = opts.accept_backoff or 0.1,
-    nodelay = opts.nodelay and true or false, closed = false, paused = false,
-    at = 0, seq = 0, hi = false, tok = false, fd = false,
-    name = path or (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port,
+    batch = o.accept_batch, backoff = o.accept_backoff, nodelay = o.nodelay,
+    closed = false, paused = false, pauses = 0, paused_since = 0,
+    at = 0, seq = 0, heap_index = false, token = false, fd = false,
+    name = path or display(host, port),
   }, Server)
-  s.cfg = connm.config(loop, opts, s, "listen")
   local family = path and net.UNIX or (host:find(":", 1, true) and net.INET6) or net.INET
   local fd, err, en = net.socket(family, net.STREAM, net.NONBLOCK | net.CLOEXEC)
   if not fd then return nil, "socket: " .. err, en end
@@ -126,38 +131,49 @@ function M.listen(loop, opts, handler)
   end
   local ok
   if not path then
-    if opts.reuseaddr ~= false then
+    if o.reuseaddr then
       ok, err, en = setsockopt(fd, "reuseaddr", true)
       if not ok then return fail("setsockopt reuseaddr", err, en) end
     end
-    if opts.reuseport then
+    if o.reuseport then
       ok, err, en = setsockopt(fd, "reuseport", true)
       if not ok then return fail("setsockopt reuseport", err, en) end
     end
-    if family == net.INET6 and opts.v6only ~= nil then
-      ok, err, en = setsockopt(fd, "v6only", opts.v6only and true or false)
+    if family == net.INET6 and o.v6only ~= nil then
+      ok, err, en = setsockopt(fd, "v6only", o.v6only)
       if not ok then return fail("setsockopt v6only", err, en) end
     end
-    ok, err, en = net.bind(fd, host, port)
+    local pok
+    pok, ok, err, en = pcall(net.bind, fd, host, port)
+    if not pok then
+      fd:close()
+      bad("option 'host': " .. M.reason(ok))
+    end
   else
-    if opts.unlink then os.remove(path) end
-    ok, err, en = net.bind(fd, path)
+    if o.unlink then os.remove(path) end
+    local pok
+    pok, ok, err, en = pcall(net.bind, fd, path)
+    if not pok then
+      fd:close()
+      bad("option 'path': " .. M.reason(ok))
+    end
   end
   if not ok then return fail("bind", err, en) end
-  ok, err, en = net.listen(fd, opts.backlog or 1024)
+  s.cfg = connm.config(loop, o, s, path ~= nil)
+  ok, err, en = net.listen(fd, o.backlog)
   if not ok then return fail("listen", err, en) end
   s.fd = fd
-  s.tok = loop:_token(s, on_accept)
-  ok, err, en = loop.ep:add(fd, s.tok, epoll.IN)
+  s.token = loop:_token(s, on_accept)
+  ok, err, en = loop.ep:add(fd, s.token, epoll.IN)
   if not ok then
-    loop:_release(s.tok)
+    loop:_release(s.token)
     return fail("epoll add", err, en)
   end
   loop.servers[s] = true
   loop.nactive = loop.nactive + 1
   if not path then
     local h, p = net.getsockname(fd)
-    if h then s.name = (h:find(":", 1, true) and "[" .. h .. "]" or h) .. ":" .. p end
+    if h then s.name = display(h, p) end
   end
   return s
 end
@@ -190,7 +206,7 @@ function Server:close()
   local loop = self.loop
   heap.remove(loop.heap, self)
   self.fd:close()
-  loop:_release(self.tok)
+  loop:_release(self.token)
   loop.servers[self] = nil
   loop.nactive = loop.nactive - 1
   if self.path then os.remove(self.path) end

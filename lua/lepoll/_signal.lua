@@ -1,7 +1,8 @@
---- lepoll.signal: signals through one signalfd in the loop's epoll set.
--- Private to the framework: the public entry point is lepoll.on_signal.
+--- lepoll._signal: signals through one signalfd in the loop's epoll set
+-- (private: the public entry point is lepoll.on_signal).
 local lio = require "lepoll.io"
 local epoll = require "lepoll.epoll"
+local connm = require "lepoll._conn"
 
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local signalfd_read = lio.signalfd_read
@@ -22,7 +23,11 @@ local function signo_of(name)
   end
   if not v then
     error("bad argument #1 to 'on_signal' (signal name or number expected, got "
-      .. tostring(name) .. ")", 4)
+      .. (type(name) == "string" and "'" .. name .. "'" or tostring(name)) .. ")", 3)
+  end
+  if v == lio.SIGKILL or v == lio.SIGSTOP then
+    error("bad argument #1 to 'on_signal' (" .. (v == lio.SIGKILL and "SIGKILL" or "SIGSTOP")
+      .. " cannot be caught)", 3)
   end
   return v
 end
@@ -30,15 +35,15 @@ end
 -- Read every pending signal and run its handlers (each in a coroutine, so
 -- a handler may sleep or do I/O).
 local function on_sigfd(loop)
-  while loop.sfd do
-    local signo = signalfd_read(loop.sfd)
+  while loop.signalfd do
+    local signo = signalfd_read(loop.signalfd)
     if not signo then return end
-    local list = loop.sigs[signo]
+    local list = loop.signal_handlers[signo]
     if list then
       local snapshot = table.move(list, 1, #list, 1, {})
       for i = 1, #snapshot do
         local h = snapshot[i]
-        if not h.dead then loop:_task({ false }, h.fn, signo) end
+        if not h.dead then connm.start(loop, { false }, h.fn, signo) end
       end
     end
   end
@@ -47,11 +52,11 @@ end
 -- (Re)create the signalfd for the signals that have handlers.
 local function rebuild(loop)
   local set = {}
-  for signo, list in pairs(loop.sigs) do
+  for signo, list in pairs(loop.signal_handlers) do
     if #list > 0 then set[#set + 1] = signo end
   end
-  local old, oldtok = loop.sfd, loop.stok
-  loop.sfd, loop.stok = false, false
+  local old, oldtok = loop.signalfd, loop.signalfd_token
+  loop.signalfd, loop.signalfd_token = false, false
   if #set > 0 then
     local fd, err, en = lio.signalfd(set, lio.NONBLOCK)
     if not fd then return nil, err, en end
@@ -63,7 +68,7 @@ local function rebuild(loop)
       loop:_release(tok)
       return nil, err, en
     end
-    loop.sfd, loop.stok = fd, tok
+    loop.signalfd, loop.signalfd_token = fd, tok
   end
   if old then
     old:close()
@@ -77,20 +82,21 @@ end
 -- number of loops' hosts, but each signal belongs to one loop). Returns a
 -- handle with :cancel().
 function M.on_signal(loop, name, fn)
+  loop:_check_open("on_signal")
   local signo = signo_of(name)
   if type(fn) ~= "function" then
-    error("bad argument #2 to 'on_signal' (function expected, got " .. type(fn) .. ")", 3)
+    error("bad argument #2 to 'on_signal' (function expected, got " .. type(fn) .. ")", 2)
   end
   local h = setmetatable({ loop = loop, signo = signo, fn = fn, dead = false }, Handle)
-  local list = loop.sigs[signo]
+  local list = loop.signal_handlers[signo]
   if list then
     list[#list + 1] = h
     return h
   end
-  loop.sigs[signo] = { h }
+  loop.signal_handlers[signo] = { h }
   local ok, err, en = rebuild(loop)
   if not ok then
-    loop.sigs[signo] = nil
+    loop.signal_handlers[signo] = nil
     rebuild(loop)
     return nil, err, en
   end
@@ -103,13 +109,13 @@ function Handle:cancel()
   if self.dead then return true end
   self.dead = true
   local loop = self.loop
-  local list = loop.sigs[self.signo]
+  local list = loop.signal_handlers[self.signo]
   for i = #list, 1, -1 do
     if list[i] == self then table.remove(list, i) end
   end
   if #list == 0 then
-    if loop.sfd then on_sigfd(loop) end  -- deliver what is pending first
-    loop.sigs[self.signo] = nil
+    if loop.signalfd then on_sigfd(loop) end  -- deliver what is pending first
+    loop.signal_handlers[self.signo] = nil
     rebuild(loop)
     lio.sigmask("unblock", { self.signo })
   end

@@ -1,0 +1,144 @@
+--- lepoll._options: the option tables of lepoll.loop, lepoll.listen and
+-- lepoll.connect, checked where they are given (private). Every option
+-- has a kind and a default; a name no kind lists raises, naming it, so a
+-- misspelt option never passes silently.
+local type, error, tostring, pairs = type, error, tostring, pairs
+local math_type, huge = math.type, math.huge
+
+local M = {}
+
+-- What a value is, for messages: the number itself, else its type.
+local function shown(v)
+  if math_type(v) then return tostring(v) end
+  if type(v) == "string" then return "string '" .. v .. "'" end
+  return type(v)
+end
+M.shown = shown
+
+-- Kinds: a check returns the value, or nil and what was expected.
+local function positive(v)
+  if type(v) == "number" and v == v and v > 0 and v ~= huge then return v end
+  return nil, "a positive number"
+end
+
+local function positive_or_false(v)
+  if v == false then return false end
+  if type(v) == "number" and v == v and v > 0 and v ~= huge then return v end
+  return nil, "a positive number or false"
+end
+
+local function non_negative(v)
+  if type(v) == "number" and v == v and v >= 0 and v ~= huge then return v end
+  return nil, "a non-negative number"
+end
+
+local function positive_int(v)
+  if math_type(v) == "integer" and v > 0 then return v end
+  return nil, "a positive integer"
+end
+
+local function events(v)
+  if math_type(v) == "integer" and v >= 1 and v <= 1048576 then return v end
+  return nil, "an integer 1..1048576"
+end
+
+local function port(v)
+  if math_type(v) == "integer" and v >= 0 and v <= 65535 then return v end
+  return nil, "an integer 0..65535"
+end
+
+local function boolean(v)
+  if type(v) == "boolean" then return v end
+  return nil, "a boolean"
+end
+
+local function string_(v)
+  if type(v) == "string" then return v end
+  return nil, "a string"
+end
+
+local function path(v)
+  if type(v) == "string" and v ~= "" then return v end
+  return nil, "a non-empty string"
+end
+
+-- name -> { check, default }; a default of nil means "not given".
+local CONN = {
+  hwm = { positive_int, 65536 },          -- write buffer high-water mark, bytes
+  max_line = { positive_int, 65536 },     -- longest line readline accepts
+  read_size = { positive_int, 16384 },    -- bytes one read() asks for
+  read_timeout = { positive_or_false, false },  -- seconds one read call may wait
+  write_timeout = { positive_or_false, false }, -- seconds one write call may wait
+  idle_timeout = { positive_or_false, false },  -- seconds without progress
+  linger = { positive, 30 },              -- seconds close() keeps flushing
+}
+
+local function with_conn(t)
+  for k, v in pairs(CONN) do t[k] = v end
+  return t
+end
+
+M.kinds = {
+  loop = {
+    events = { events, 256 },
+    signals = { boolean, false },
+    shutdown_timeout = { non_negative, 10 },
+  },
+  listen = with_conn({
+    host = { string_, nil },
+    port = { port, nil },
+    path = { path, nil },
+    unlink = { boolean, false },
+    backlog = { positive_int, 1024 },
+    reuseaddr = { boolean, true },
+    reuseport = { boolean, false },
+    v6only = { boolean, nil },
+    nodelay = { boolean, false },
+    accept_batch = { positive_int, 64 },
+    accept_backoff = { positive, 0.1 },
+  }),
+  connect = with_conn({
+    timeout = { positive, nil },
+    nodelay = { boolean, false },
+  }),
+}
+
+--- The defaults of the per-connection options.
+M.conn_defaults = {}
+for k, v in pairs(CONN) do M.conn_defaults[k] = v[2] end
+
+--- Check the option table opts (nil: none) of kind ("loop", "listen",
+-- "connect") given as argument arg of fname: returns a new table with
+-- every option of the kind, defaults filled in. Raises at level (counted
+-- from the caller of check) on a wrong type, a value out of range or an
+-- unknown name.
+function M.check(opts, kind, fname, arg, level)
+  level = (level or 2) + 1
+  local function bad(msg)
+    error(("bad argument #%d to '%s' (%s)"):format(arg, fname, msg), level + 1)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    bad("table expected, got " .. type(opts))
+  end
+  local spec = M.kinds[kind]
+  local out = {}
+  if opts then
+    for k, v in pairs(opts) do
+      local s = spec[k]
+      if not s then
+        bad("unknown option " .. (type(k) == "string" and "'" .. k .. "'" or shown(k)))
+      end
+      local ok, expected = s[1](v)
+      if ok == nil then
+        bad(("option '%s' must be %s, got %s"):format(k, expected, shown(v)))
+      end
+      out[k] = ok
+    end
+  end
+  for k, s in pairs(spec) do
+    if out[k] == nil then out[k] = s[2] end
+  end
+  return out
+end
+
+return M
