@@ -23,10 +23,11 @@
 -- data is its fd number. On a TCP socket a short read means the socket is
 -- drained, so the next read parks at once instead of paying a recv(2)
 -- that would say EAGAIN. Two kinds of stream break that rule: urgent data
--- (recv stops at the urgent mark, more data queued, no new edge: an
--- event with PRI marks the connection, and from then on it reads until
--- EAGAIN) and unix sockets (recv stops after a message that carried fds:
--- unix connections always read until EAGAIN).
+-- (recv stops at the urgent mark, more data queued, no new edge: the
+-- event that brings it has PRI, which marks the connection) and unix
+-- sockets (recv stops after a message that carried fds). A marked
+-- connection, and every unix one, has extras with short_reads_unsafe
+-- set: its reads treat DRAINED as READY and read until EAGAIN.
 --
 -- The life of a connection, as its STATE slot says it:
 --
@@ -148,13 +149,14 @@ function M.config(loop, o, server, unix)
     stats = { accepted = 0, active = 0, max_queued = 0 },
     -- whether reads wait with a deadline (decided once, not per read)
     reads_timed = (o.read_timeout or o.idle_timeout) and true or false,
-    -- whether a short read proves the socket drained (see "Readiness")
+    -- whether a short read proves the socket drained (see "Readiness"):
+    -- false gives each connection extras with short_reads_unsafe set
     short_reads_drain = not unix,
   }
   return cfg
 end
 
--- A private copy of c's settings, to change some for c alone.
+-- A private copy of c's settings, to change some for c alone (set_timeouts).
 local function own_config(c)
   local cfg = {}
   for k, v in pairs(c[CONFIG]) do cfg[k] = v end
@@ -272,6 +274,8 @@ local function xnode(c)
       error_message = false,     -- the first socket error, reported by
       error_errno = false,       -- every later operation
       shutdown_told = false,     -- a read already said "shutdown"
+      -- a short read proves nothing: read until EAGAIN (see "Readiness")
+      short_reads_unsafe = not c[CONFIG].short_reads_drain,
       at = 0, seq = 0, heap_index = false, _expire = expire,
     }
     c[EXTRAS] = x
@@ -345,9 +349,11 @@ end
 -- nil, message, errno.
 register = function(c)
   local fd = c[FD]
-  local ok, err, en = c[CONFIG].loop.ep:add(fd, fd, REGFLAGS)
+  local cfg = c[CONFIG]
+  local ok, err, en = cfg.loop.ep:add(fd, fd, REGFLAGS)
   if not ok then return nil, err, en end
   c[EXTRAS] = false
+  if cfg.reads_timed or not cfg.short_reads_drain then xnode(c) end
   return true
 end
 
@@ -463,7 +469,7 @@ end
 -- mark with more data queued and no new edge, so from now on a short
 -- read on this connection proves nothing.
 local function urgent(c)
-  if c[CONFIG].short_reads_drain then own_config(c).short_reads_drain = false end
+  xnode(c).short_reads_unsafe = true
 end
 
 --- Dispatch the n events of the loop's last wait (epoll data -> object):
@@ -484,7 +490,6 @@ function M.dispatch(loop, evs, n)
         local x = c[EXTRAS]
         if x and fl & WMASK ~= 0 then on_writable(c, x) end
         if fl & RMASK ~= 0 then
-          if fl & PRI ~= 0 then urgent(c) end
           local t = c[READER]
           if t then
             -- a reader is parked (Conn:read) for up to -STATE bytes:
@@ -497,9 +502,10 @@ function M.dispatch(loop, evs, n)
                 c[STATE], s, err = ENDED, nil, "closed"
               elseif fl & HUPMASK ~= 0 then
                 c[STATE] = ENDED  -- end of stream or an error is a state, not an edge
-              elseif len < want and c[CONFIG].short_reads_drain then
+              elseif len < want and fl & PRI == 0 then
                 c[STATE] = DRAINED  -- a short read drained the socket
               else
+                if fl & PRI ~= 0 then urgent(c) end
                 c[STATE] = READY
               end
             elseif en == EAGAIN then
@@ -523,6 +529,7 @@ function M.dispatch(loop, evs, n)
               resumed(loop, t, ok, r)
             end
           elseif c[STATE] < ENDED then
+            if fl & PRI ~= 0 then urgent(c) end
             c[STATE] = fl & HUPMASK ~= 0 and ENDED or READY
           end
         end
@@ -726,6 +733,10 @@ function Conn:read(max)
       return sub(b, 1, max)
     end
     local st = self[STATE]
+    if st == DRAINED then
+      local x = self[EXTRAS]
+      if x and x.short_reads_unsafe then st = READY end  -- DRAINED proves nothing
+    end
     if st ~= DRAINED then
       -- before any recv: a second reader must not take the data the loop
       -- is to read for the first, nor touch the size it asked for
@@ -751,8 +762,8 @@ function Conn:read(max)
         -- a short read drained the socket: the next data brings an edge,
         -- if the connection is registered (DRAINED implies it: a wait
         -- from DRAINED needs no registration check)
-        if len < max and st == READY and self[EXTRAS] ~= nil
-          and self[CONFIG].short_reads_drain then
+        local x = self[EXTRAS]
+        if len < max and st == READY and x ~= nil and not (x and x.short_reads_unsafe) then
           self[STATE] = DRAINED
         end
         return s
@@ -763,8 +774,9 @@ function Conn:read(max)
         local ok, e, n = cfg.loop.ep:add(self[FD], self[FD], REGFLAGS)
         if not ok then return nil, e, n end
         self[EXTRAS] = false
-        -- timed reads keep their deadlines in the extras
-        if cfg.reads_timed then xnode(self) end
+        -- timed reads keep their deadlines in the extras, as unix
+        -- connections keep short_reads_unsafe (register(), inline)
+        if cfg.reads_timed or not cfg.short_reads_drain then xnode(self) end
       end
       self[STATE] = DRAINED
     end
@@ -887,6 +899,11 @@ end
 
 -- Writing ------------------------------------------------------------------
 
+local NOTASK = "conn:write must be called from a coroutine (a connection handler"
+  .. " or lepoll.spawn) when it has to wait"
+local NOTASK_FLUSH = "conn:flush must be called from a coroutine (a connection handler"
+  .. " or lepoll.spawn)"
+
 local function write_slow(c, s, i)
   local len = #s
   local cfg = c[CONFIG]
@@ -910,6 +927,14 @@ local function write_slow(c, s, i)
     end
     if i > len then return true end
     if queued + len - i + 1 <= hwm then return enqueue(c, s, i) end
+    -- it must wait: only a task can. From a callback, a write that has
+    -- sent nothing is refused; one the kernel took a part of is queued
+    -- whole, beyond hwm, so no byte is lost.
+    local t = cfg.loop[CURRENT_TASK]
+    if not t or t[COROUTINE] ~= co_running() then
+      if i == 1 then error(NOTASK, 2) end
+      return enqueue(c, s, i)
+    end
     if dl == nil then dl, idle = deadline(c, cfg.write_timeout) end
     local w = wait_write(c, dl, idle, true)
     if w then return nil, w end
@@ -919,9 +944,6 @@ local function write_slow(c, s, i)
   end
 end
 
-local NOTASK = "conn:write must be called from a coroutine (a connection handler"
-  .. " or lepoll.spawn), not from a callback"
-local NOTASK_FLUSH = NOTASK:gsub("write", "flush")
 
 do
   -- string.len, under the name its argument errors must carry: a string
@@ -934,13 +956,12 @@ do
   --- Write s (one string; a number is converted). Returns true once s is
   -- sent or queued; queued output never exceeds the hwm option: above it
   -- write waits until the peer drains it. nil, "closed" / "timeout" /
-  -- message, errno on failure. Called outside a task it raises before
-  -- sending anything.
+  -- message, errno on failure. Outside a task (a callback) it never
+  -- waits: see write_slow.
   function Conn:write(s, extra)
     local len = write(s)
     if extra ~= nil then bad("write", 2, "no value expected, got " .. type(extra)) end
     s = s .. ""
-    if not self[CONFIG].loop[CURRENT_TASK] then error(NOTASK, 2) end
     if self[STATE] > ENDED then return nil, "closed" end
     local x = self[EXTRAS]
     if x then
