@@ -564,6 +564,34 @@ describe("ep:wait", function()
   end)
 end)
 
+describe("a getfd() that calls back into lepoll.epoll", function()
+  -- As in the io and net specs: the recursion ends at Lua's C-call limit.
+  it("ends in a Lua 'stack overflow' error on a 256 KiB C stack", function()
+    local path = write_tmp([=[
+      local epoll = require "lepoll.epoll"
+      local ep = epoll.create()
+      local calls = {
+        add = function(o) return ep:add(o, 1, epoll.IN) end,
+        modify = function(o) return ep:modify(o, 1, epoll.IN) end,
+        delete = function(o) return ep:delete(o) end,
+      }
+      local call = assert(calls[arg[1]])
+      local obj = { getfd = function(self) return call(self) end }
+      local ok, err = pcall(call, obj)
+      print(ok, (tostring(err):match("stack overflow")))
+    ]=])
+    for _, name in ipairs { "add", "modify", "delete" } do
+      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
+        .. process.lua_command() .. " " .. process.shquote(path) .. " " .. name))
+      local rest, how, code = p:wait()
+      local err = p:stderr()
+      p:close()
+      assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
+      assert.same({ "exit", 0 }, { how, code }, name)
+    end
+  end)
+end)
+
 describe("epoll.events", function()
   it("makes a fixed-capacity buffer", function()
     local evs = epoll.events(3)

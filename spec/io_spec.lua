@@ -559,6 +559,42 @@ describe("lepoll.io.getpid", function()
   end)
 end)
 
+describe("lepoll.io and a getfd() that calls back into lepoll.io", function()
+  -- Each call's getfd() makes the same call again on the same object: the
+  -- recursion must stop at Lua's C-call limit as a catchable error, on a
+  -- C stack as small as stock Lua needs for it (no 16 KiB buffer in a frame
+  -- that is live while getfd() runs). One child process per call.
+  it("ends in a Lua 'stack overflow' error on a 256 KiB C stack", function()
+    local script = tmpscript([=[
+      local lio = require "lepoll.io"
+      local calls = {
+        read = function(o) return lio.read(o, 1) end,
+        ["read big"] = function(o) return lio.read(o, 100000) end,
+        write = function(o) return lio.write(o, "x") end,
+        writev = function(o) return lio.writev(o, { "x" }) end,
+        set_nonblocking = function(o) return lio.set_nonblocking(o, true) end,
+        eventfd_read = function(o) return lio.eventfd_read(o) end,
+        signalfd_read = function(o) return lio.signalfd_read(o) end,
+      }
+      local call = assert(calls[arg[1]])
+      local obj = { getfd = function(self) return call(self) end }
+      local ok, err = pcall(call, obj)
+      print(ok, (tostring(err):match("stack overflow")))
+    ]=])
+    for _, name in ipairs { "read", "read big", "write", "writev", "set_nonblocking",
+                            "eventfd_read", "signalfd_read" } do
+      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
+        .. process.lua_command() .. " " .. process.shquote(script) .. " "
+        .. process.shquote(name)))
+      local rest, how, code = p:wait()
+      local err = p:stderr()
+      p:close()
+      assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
+      assert.same({ "exit", 0 }, { how, code }, name)
+    end
+  end)
+end)
+
 describe("lepoll.io closed objects", function()
   it("raise in every function that takes an fd", function()
     local r = pipe()

@@ -2,6 +2,7 @@
 local net = require "lepoll.net"
 local has_epoll, epoll = pcall(require, "lepoll.epoll")
 local files = require "support.files"
+local process = require "support.process"
 local cleanup = require "support.cleanup"
 local assert_fail = require("support.result").assert_fail
 
@@ -748,7 +749,8 @@ describe("bad arguments", function()
       { "send number", function() return net.send(s, 42) end, "#2.-string expected" },
       { "send i 1.5", function() return net.send(s, "x", 1.5) end,
         "#3.-integer representation" },
-      { "send j str", function() return net.send(s, "x", 1, "y") end, "#4.-number expected" },
+      { "send j str", function() return net.send(s, "x", 1, "y") end,
+        "#4.-integer expected, got string" },
       { "send closed", function() return net.send(closed, "x") end, "closed lepoll.Fd" },
       { "recv max 0", function() return net.recv(s, 0) end, "#2.-range" },
       { "recv max -1", function() return net.recv(s, -1) end, "#2.-range" },
@@ -805,6 +807,44 @@ describe("bad arguments", function()
     assert.equal("ok", net.recv(viafileno, 10))
     assert.equal(2, net.send(a:fileno(), "ok"))
     assert.equal("ok", net.recv(b:fileno(), 10))
+  end)
+end)
+
+describe("a getfd() that calls back into lepoll.net", function()
+  -- Each call's fileno() makes the same call again on the same object: the
+  -- recursion must stop at Lua's C-call limit as a catchable error on a
+  -- C stack as small as stock Lua needs for it (recv's 16 KiB buffer is
+  -- never live while fileno() runs). One child process per call.
+  it("ends in a Lua 'stack overflow' error on a 256 KiB C stack", function()
+    local script = files.tmpfile([=[
+      local net = require "lepoll.net"
+      local calls = {
+        recv = function(o) return net.recv(o, 1) end,
+        ["recv big"] = function(o) return net.recv(o, 100000) end,
+        recvfrom = function(o) return net.recvfrom(o, 1) end,
+        send = function(o) return net.send(o, "x") end,
+        sendto = function(o) return net.sendto(o, "x", "127.0.0.1", 9) end,
+        accept = function(o) return net.accept(o) end,
+        getsockname = function(o) return net.getsockname(o) end,
+        getsockopt = function(o) return net.getsockopt(o, "error") end,
+      }
+      local call = assert(calls[arg[1]])
+      local obj = { fileno = function(self) return call(self) end }
+      local ok, err = pcall(call, obj)
+      print(ok, (tostring(err):match("stack overflow")))
+    ]=])
+    finally(function() os.remove(script) end)
+    for _, name in ipairs { "recv", "recv big", "recvfrom", "send", "sendto", "accept",
+                            "getsockname", "getsockopt" } do
+      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
+        .. process.lua_command() .. " " .. process.shquote(script) .. " "
+        .. process.shquote(name)))
+      local rest, how, code = p:wait()
+      local err = p:stderr()
+      p:close()
+      assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
+      assert.same({ "exit", 0 }, { how, code }, name)
+    end
   end)
 end)
 
