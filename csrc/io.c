@@ -3,8 +3,10 @@
 /***
  * File descriptors, one syscall per call (mirrors rustix::io).
  *
- * Every `fd` argument is a non-negative integer, an open lepoll.Fd or
- * lepoll.Epoll, or any value with a `:getfd()` or `:fileno()` method.
+ * Every `fd` argument is a non-negative integer (a float with an integral
+ * value, such as LuaSocket's `3.0`, too), an open lepoll.Fd or
+ * lepoll.Epoll, or any value with a `:getfd()` or `:fileno()` method (one
+ * that is nil or false is skipped).
  * A failed syscall returns `nil, message, errno` (EAGAIN and EINTR
  * included: C never blocks on its own and never retries, the caller
  * decides); misuse (wrong type, closed object, out-of-range number,
@@ -214,6 +216,8 @@ static int io_read(lua_State *L) {
  * `i` and `j` follow `string.sub` exactly (negative counts from the end,
  * out-of-range values clamp). An empty range writes nothing: it returns 0
  * without a syscall (so it reports no error even on a bad fd number).
+ * As in `net.send`, `s` must be a string (a number raises) and `i`, `j`
+ * integers (a numeric string raises).
  * @function write
  * @tparam integer|Fd fd
  * @tparam string s

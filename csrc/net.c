@@ -21,8 +21,9 @@
  *
  * Sockets are `lepoll.Fd` objects (see lepoll.io): they own their fd, close
  * once by `:close()`, `<close>` or `__gc`, and have `:fileno()`. Every `fd`
- * argument is a non-negative integer, an open lepoll fd object, or any value
- * with a `:getfd()` or `:fileno()` method.
+ * argument is a non-negative integer (a float with an integral value, such
+ * as LuaSocket's `3.0`, too), an open lepoll fd object, or any value with a
+ * `:getfd()` or `:fileno()` method (one that is nil or false is skipped).
  *
  * Misuse (a wrong type, a closed object, an out-of-range number, an unknown
  * name, a malformed address literal) raises an error naming the argument.
@@ -603,8 +604,9 @@ static int net_getsockopt(lua_State *L) {
  * gives `net.errno.EPIPE`, never SIGPIPE).
  * @function send
  * @param fd the socket
- * @tparam string s the data
- * @tparam[opt=1] integer i first byte, as in `string.sub`
+ * @tparam string s the data (a string: a number raises)
+ * @tparam[opt=1] integer i first byte, as in `string.sub` (an integer: a
+ *   numeric string raises)
  * @tparam[opt=-1] integer j last byte, as in `string.sub`
  * @treturn[1] integer bytes sent (possibly fewer than asked on a stream)
  * @return[2] nil

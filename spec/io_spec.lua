@@ -138,9 +138,16 @@ describe("lepoll.io.read", function()
 
   it("accepts integers and objects with getfd/fileno", function()
     local r, w = pipe()
-    lio.write(w:fileno(), "ab")
+    lio.write(w:fileno(), "abcde")
     assert.equal("a", lio.read({ getfd = function() return r:fileno() end }, 1))
     assert.equal("b", lio.read(r:fileno(), 1))
+    -- a getfd that is false (or nil) is skipped for fileno
+    local n = r:fileno()
+    assert.equal("c", lio.read({ getfd = false, fileno = function() return n end }, 1))
+    assert.equal("d", lio.read({ getfd = nil, fileno = function() return n end }, 1))
+    -- a callable table is a method too
+    local callable = setmetatable({}, { __call = function() return n end })
+    assert.equal("e", lio.read({ fileno = callable }, 1))
   end)
 end)
 
@@ -637,6 +644,8 @@ describe("lepoll.io bad arguments", function()
       { "write", 1, big, "x" }, { "write", 1, -3, "x" }, { "write", 2, w, nil },
       { "write", 2, w, {} }, { "write", 3, w, "x", 1.5 },
       { "write", 4, w, "x", 1, "a" }, { "write", 3, w, "x", nan },
+      { "write", 2, w, 42 }, { "write", 2, w, nan }, { "write", 3, w, "x", "1" },
+      { "write", 4, w, "x", 1, "-1" },
       { "writev", 1, big, { "x" } }, { "writev", 2, w, "x" },
       { "writev", 2, w, { 1 } }, { "writev", 2, w, { "a", {} } },
       { "writev", 3, w, { "a" }, 0 }, { "writev", 4, w, { "a" }, 1, -1 },
@@ -674,6 +683,8 @@ describe("lepoll.io bad arguments", function()
       { "sigmask", 2, "block", "INT" }, { "sigmask", 2, "block", { "NOPE" } },
       { "ignore_signal", 1, "PIPE\0junk" }, { "default_signal", 1, "SIGPIPE\0" },
       { "sigmask", 2, "block", { "INT\0" } }, { "signalfd", 1, { "USR1\0x" } },
+      { "sigmask", 1, "block\0junk", {} }, { "sigmask", 1, "unblock\0", {} },
+      { "read", 1, { getfd = 42 }, 1 }, { "dup", 1, { fileno = {} } },
       { "sigmask", 2, "block", { 32 } }, { "signalfd", 1, { "USR1", 33 } },
       { "read", 1, udata_noindex, 1 }, { "write", 1, udata_noindex, "x" },
       { "ignore_signal", 1, "NOPE" }, { "ignore_signal", 1, 0 },
@@ -697,6 +708,60 @@ describe("lepoll.io bad arguments", function()
     assert_fail(E.EAGAIN, lio.read(r, 1))
     assert.equal(1, lio.write(w, "z"))
     assert.equal("z", lio.read(r, 10))
+  end)
+
+  it("say what is wrong with data, i and j, options and fd objects", function()
+    local r, w = pipe()
+    local n = r:fileno()
+    -- "bad argument #n to 'f' (why)" as a pattern; f may carry its module
+    local function bad(argn, f, why)
+      return ("bad argument #%d to '[%%w.]-%s' %%(%s%%)$"):format(argn, f, why)
+    end
+    local rows = {
+      -- data is a string, as in net.send: no "42", no "-nan"
+      { function() lio.write(w, 42) end, bad(2, "write", "string expected, got number") },
+      { function() lio.write(w, 0 / 0) end, bad(2, "write", "string expected, got number") },
+      -- i and j are integers, as every other integer argument
+      { function() lio.write(w, "abc", "2") end, bad(3, "write", "integer expected, got string") },
+      { function() lio.write(w, "abc", 1, "2") end,
+        bad(4, "write", "integer expected, got string") },
+      { function() lio.write(w, "abc", 1.5) end,
+        bad(3, "write", "number has no integer representation") },
+      -- option names match whole: "block\0junk" is not "block"
+      { function() lio.sigmask("block\0junk", {}) end,
+        bad(1, "sigmask", "invalid option 'block' %(a zero byte follows%)") },
+      { function() lio.sigmask("nope", {}) end, bad(1, "sigmask", "invalid option 'nope'") },
+      { function() lio.sigmask(1, {}) end, bad(1, "sigmask", "string expected, got number") },
+      -- a getfd/fileno field that is no function names the argument
+      { function() lio.read({ getfd = 42 }, 1) end,
+        bad(1, "read", "getfd is a number, not a function") },
+      { function() lio.read({ getfd = true }, 1) end,
+        bad(1, "read", "getfd is a boolean, not a function") },
+      { function() lio.write({ getfd = false, fileno = "x" }, "x") end,
+        bad(1, "write", "fileno is a string, not a function") },
+      { function() lio.read({ getfd = false }, 1) end, bad(1, "read", "fd expected, got table") },
+      -- what the method returns: an integer (or integral float) fd
+      { function() lio.read({ getfd = function() return n + 0.5 end }, 1) end,
+        bad(1, "read", "getfd%(%) did not return an integer") },
+      { function() lio.read({ fileno = function() return tostring(n) end }, 1) end,
+        bad(1, "read", "fileno%(%) did not return an integer") },
+      { function() lio.read({ getfd = function() return -1.0 end }, 1) end,
+        bad(1, "read", "getfd%(%) returned an fd out of range") },
+      { function() lio.read({ getfd = function() return 2.0 ^ 32 + n end }, 1) end,
+        bad(1, "read", "getfd%(%) returned an fd out of range") },
+      { function() lio.read(n + 0.5, 1) end,
+        bad(1, "read", "number has no integer representation") },
+      { function() lio.read(2.0 ^ 32 + n, 1) end,
+        bad(1, "read", "out of range %[0, 2147483647%]") },
+    }
+    for i, row in ipairs(rows) do
+      local ok, err = pcall(row[1])
+      assert.is_false(ok, "row " .. i)
+      assert.matches(row[2], err, nil, false, "row " .. i)
+    end
+    -- nothing above wrote to or read from the pipe
+    assert.is_true(lio.set_nonblocking(r, true))
+    assert_fail(E.EAGAIN, lio.read(r, 1))
   end)
 
   it("leak no fd across 200 failing calls", function()

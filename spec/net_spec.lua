@@ -714,7 +714,13 @@ describe("bad arguments", function()
         "closed lepoll.Fd" },
       { "getsockname bool", function() return net.getsockname(true) end, "#1.-fd expected" },
       { "getpeername -5", function() return net.getpeername(-5) end, "#1.-range" },
-      { "shutdown how", function() return net.shutdown(s, "x") end, "#2.-invalid option" },
+      { "shutdown how", function() return net.shutdown(s, "x") end, "#2.-invalid option 'x'" },
+      { "shutdown how NUL", function() return net.shutdown(s, "w\0junk") end,
+        "#2.-invalid option 'w' %(a zero byte follows%)" },
+      { "shutdown how rw NUL", function() return net.shutdown(s, "rw\0") end,
+        "#2.-invalid option 'rw' %(a zero byte follows%)" },
+      { "shutdown how number", function() return net.shutdown(s, 1) end,
+        "#2.-string expected, got number" },
       { "shutdown none", function() return net.shutdown(s) end, "#2.-string expected" },
       { "shutdown closed", function() return net.shutdown(closed, "w") end, "closed lepoll.Fd" },
       { "setsockopt name", function() return net.setsockopt(s, "nope", true) end,
@@ -751,6 +757,21 @@ describe("bad arguments", function()
         "#3.-integer representation" },
       { "send j str", function() return net.send(s, "x", 1, "y") end,
         "#4.-integer expected, got string" },
+      { "send i numeric str", function() return net.send(s, "x", "1") end,
+        "#3.-integer expected, got string" },
+      { "send j numeric str", function() return net.send(s, "x", 1, "-1") end,
+        "#4.-integer expected, got string" },
+      { "send nan", function() return net.send(s, 0 / 0) end, "#2.-string expected, got number" },
+      { "send getfd number", function() return net.send({ getfd = 42 }, "x") end,
+        "#1.-getfd is a number, not a function" },
+      { "recv fileno string", function() return net.recv({ getfd = false, fileno = "x" }, 1) end,
+        "#1.-fileno is a string, not a function" },
+      { "recv getfd 3.5", function() return net.recv({ getfd = function() return 3.5 end }, 1) end,
+        "#1.-getfd%(%) did not return an integer" },
+      { "recv getfd -1.0",
+        function() return net.recv({ getfd = function() return -1.0 end }, 1) end,
+        "#1.-getfd%(%) returned an fd out of range" },
+      { "recv 3.5", function() return net.recv(3.5, 1) end, "#1.-integer representation" },
       { "send closed", function() return net.send(closed, "x") end, "closed lepoll.Fd" },
       { "recv max 0", function() return net.recv(s, 0) end, "#2.-range" },
       { "recv max -1", function() return net.recv(s, -1) end, "#2.-range" },
@@ -807,6 +828,10 @@ describe("bad arguments", function()
     assert.equal("ok", net.recv(viafileno, 10))
     assert.equal(2, net.send(a:fileno(), "ok"))
     assert.equal("ok", net.recv(b:fileno(), 10))
+    -- getfd false: fileno is used
+    local skip = { getfd = false, fileno = function() return b:fileno() end }
+    assert.equal(2, net.send(a, "ok"))
+    assert.equal("ok", net.recv(skip, 10))
   end)
 end)
 
