@@ -145,6 +145,20 @@ describe("ep:add", function()
     assert.is_true(ep:add(r4:fileno() + 0.0, 5, epoll.IN))     -- integral float
     local seen = collect(ep, epoll.events(8))
     assert.same({ [2] = epoll.OUT }, seen)
+    -- integral floats from getfd()/fileno() (LuaSocket's getfd() gives 3.0),
+    -- and in modify and delete
+    local r5 = pipe()
+    local r6 = pipe()
+    assert.is_true(ep:add({ getfd = function() return r5:fileno() + 0.0 end }, 6, epoll.IN))
+    assert.is_true(ep:add({ fileno = function() return r6:fileno() + 0.0 end }, 7, epoll.IN))
+    assert.is_true(ep:modify(w1:fileno() + 0.0, 8, epoll.OUT))
+    assert.same({ [8] = epoll.OUT }, collect(ep, epoll.events(8)))
+    assert.is_true(ep:modify({ getfd = function() return w1:fileno() + 0.0 end }, 9, epoll.OUT))
+    assert.same({ [9] = epoll.OUT }, collect(ep, epoll.events(8)))
+    assert.is_true(ep:delete({ fileno = function() return w1:fileno() + 0.0 end }))
+    assert.same({}, collect(ep, epoll.events(8)))
+    assert.is_true(ep:delete(r5:fileno() + 0.0))
+    assert_fail(E.ENOENT, ep:delete({ getfd = function() return r5:fileno() + 0.0 end }))
   end)
 
   it("fails with EEXIST on a second add of the same fd", function()

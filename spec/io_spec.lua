@@ -602,6 +602,41 @@ describe("lepoll.io and a getfd() that calls back into lepoll.io", function()
   end)
 end)
 
+describe("lepoll.io integral floats", function()
+  -- LuaSocket's getfd() returns 3.0 under Lua 5.4: every fd argument takes
+  -- such a float, given directly or returned by getfd()/fileno().
+  it("are taken wherever an fd is, directly and from getfd() or fileno()", function()
+    local r, w = pipe(lio.NONBLOCK)
+    local e = track(assert(lio.eventfd(0, lio.NONBLOCK)))
+    local t = track(assert(lio.timerfd(lio.MONOTONIC, lio.NONBLOCK)))
+    local shapes = {
+      function(o) return o:fileno() + 0.0 end,
+      function(o) return { getfd = function() return o:fileno() + 0.0 end } end,
+      function(o) return { fileno = function() return o:fileno() + 0.0 end } end,
+    }
+    for i, as in ipairs(shapes) do
+      assert.equal(3, lio.write(as(w), "abc"), i)
+      assert.equal(2, lio.writev(as(w), { "d", "e" }), i)
+      assert.equal("abcde", lio.read(as(r), 10), i)
+      assert.is_true(lio.set_nonblocking(as(r), false), i)
+      assert.equal(0, fdflags(r) & O_NONBLOCK, i)
+      assert.is_true(lio.set_nonblocking(as(r), true), i)
+      assert.is_true(lio.eventfd_write(as(e), 2), i)
+      assert.equal(2, lio.eventfd_read(as(e)), i)
+      assert.is_true(lio.timerfd_settime(as(t), 100), i)
+      assert.is_true(lio.timerfd_gettime(as(t)) > 99, i)
+      assert_fail(E.EAGAIN, lio.timerfd_read(as(t)))
+      assert_fail(E.EAGAIN, lio.signalfd_read(as(e)))  -- empty and non-blocking
+      local d = assert(lio.dup(as(w)))
+      assert.equal(1, lio.write(d, "x"), i)
+      assert.equal("x", lio.read(r, 10), i)
+      local n = d:release()
+      assert.is_true(lio.close(n + 0.0), i)
+      assert_fail(E.EBADF, lio.close(n + 0.0))
+    end
+  end)
+end)
+
 describe("lepoll.io closed objects", function()
   it("raise in every function that takes an fd", function()
     local r = pipe()

@@ -813,6 +813,36 @@ describe("bad arguments", function()
     end
   end)
 
+  it("takes integral floats as fds, directly and from getfd() or fileno()", function()
+    local shapes = {
+      function(o) return o:fileno() + 0.0 end,
+      function(o) return { getfd = function() return o:fileno() + 0.0 end } end,
+      function(o) return { fileno = function() return o:fileno() + 0.0 end } end,
+    }
+    for i, as in ipairs(shapes) do
+      local l = sock(net.INET, net.STREAM)
+      assert.is_true(net.setsockopt(as(l), "reuseaddr", true), i)
+      assert.is_true(net.getsockopt(as(l), "reuseaddr"), i)
+      assert.is_true(net.bind(as(l), "127.0.0.1", 0), i)
+      assert.is_true(net.listen(as(l)), i)
+      local h, p = net.getsockname(as(l))
+      local c = sock(net.INET, net.STREAM)
+      assert.is_true(net.connect(as(c), h, p), i)
+      local a = track(assert(net.accept(as(l))))
+      assert.same({ net.getsockname(c) }, { net.getpeername(as(a)) }, i)
+      assert.equal(2, net.send(as(c), "hi"), i)
+      assert.equal("hi", net.recv(as(a), 10), i)
+      assert.is_true(net.shutdown(as(c), "w"), i)
+      assert.equal("", net.recv(as(a), 10), i)
+      local r = sock(net.INET, net.DGRAM)
+      assert.is_true(net.bind(r, "127.0.0.1", 0))
+      local rh, rp = net.getsockname(r)
+      local u = sock(net.INET, net.DGRAM)
+      assert.equal(2, net.sendto(as(u), "dg", rh, rp), i)
+      assert.equal("dg", (net.recvfrom(as(r), 10)), i)
+    end
+  end)
+
   it("never acts on fd 3 for 2^32+3", function()
     local ok = pcall(net.getsockopt, 2 ^ 32 + 3, "type")
     assert.is_false(ok)
