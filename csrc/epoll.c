@@ -190,8 +190,9 @@ static int ep_create(lua_State *L) {
 /***
  * Register an fd.
  * @function Epoll:add
- * @param fd an integer fd, an lepoll fd object, or any value with a
- *   `:getfd()` or `:fileno()` method
+ * @param fd an integer fd (an integral float such as LuaSocket's `3.0`
+ *   too), an lepoll fd object, or any value with a `:getfd()` or
+ *   `:fileno()` method
  * @tparam integer data any integer; `events:get` returns it bit for bit
  * @tparam integer flags EventFlags combined with `|` (`epoll.IN`, ...)
  * @treturn[1] boolean true
