@@ -83,15 +83,10 @@ static int ep_pwait2(int epfd, struct epoll_event *ev, int maxevents,
 /* luaL_checkudata against the metatable at upvalue index up: the same
  * result and the same error. */
 static void *ep_checkud(lua_State *L, int arg, int up, const char *tname) {
-  void *p = lua_touserdata(L, arg);
-  if (p != NULL && lua_getmetatable(L, arg)) {
-    const void *mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
-    if (mt == lua_topointer(L, up))
-      return p;
-  }
-  luaL_typeerror(L, arg, tname);
-  return NULL;  /* not reached */
+  void *p = lp_toudata(L, arg, up);
+  if (p == NULL)
+    luaL_typeerror(L, arg, tname);
+  return p;
 }
 
 static ep_Epoll *ep_check(lua_State *L) {
@@ -164,10 +159,7 @@ static int ep_ctl(lua_State *L, int op) {
   struct epoll_event ev;
   ev.data.u64 = ep_checkdata(L, 3);
   ev.events = ep_checkevents(L, 4);
-  if (epoll_ctl(ep->fd, op, fd, &ev) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, epoll_ctl(ep->fd, op, fd, &ev) == 0);
 }
 
 /***
@@ -191,15 +183,16 @@ static int ep_create(lua_State *L) {
   lua_pushvalue(L, EP_UPEPOLL);
   lua_setmetatable(L, -2);
   if ((ep->fd = epoll_create1(flags)) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   return 1;
 }
 
 /***
  * Register an fd.
  * @function Epoll:add
- * @param fd an integer fd, an lepoll fd object, or any value with a
- *   `:getfd()` or `:fileno()` method
+ * @param fd an integer fd (an integral float such as LuaSocket's `3.0`
+ *   too), an lepoll fd object, or any value with a `:getfd()` or
+ *   `:fileno()` method
  * @tparam integer data any integer; `events:get` returns it bit for bit
  * @tparam integer flags EventFlags combined with `|` (`epoll.IN`, ...)
  * @treturn[1] boolean true
@@ -244,10 +237,7 @@ static int ep_delete(lua_State *L) {
   ep_Epoll *ep = ep_check(L);
   int fd = lp_checkfd(L, 2);
   struct epoll_event ev = {0};  /* ignored; pre-2.6.9 kernels wanted one */
-  if (epoll_ctl(ep->fd, EPOLL_CTL_DEL, fd, &ev) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, epoll_ctl(ep->fd, EPOLL_CTL_DEL, fd, &ev) == 0);
 }
 
 /***

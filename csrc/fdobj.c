@@ -18,33 +18,28 @@ int lp_fdclose(lp_Fd *f) {
 }
 
 int lp_closeresult(lua_State *L, lp_Fd *f) {
-  if (lp_fdclose(f) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, lp_fdclose(f) == 0);
 }
 
-/* The userdata behind arg if it is one of ours (any fd-owning type). */
-static lp_Fd *fd_toobj(lua_State *L, int arg, const char **tname) {
+/* The userdata behind arg if it is one of our fd-owning types, and the
+ * type's name. */
+lp_Fd *lp_tofdobj(lua_State *L, int arg, const char **tname) {
   static const char *const types[] = {LEPOLL_FD_T, LEPOLL_EPOLL_T, NULL};
   int i;
-  if (lua_type(L, arg) != LUA_TUSERDATA || !lua_getmetatable(L, arg))
+  if (lua_type(L, arg) != LUA_TUSERDATA)
     return NULL;
+  arg = lua_absindex(L, arg);
   for (i = 0; types[i] != NULL; i++) {
+    lp_Fd *f;
     luaL_getmetatable(L, types[i]);
-    if (lua_rawequal(L, -1, -2)) {
-      lua_pop(L, 2);
-      *tname = types[i];
-      return (lp_Fd *)lua_touserdata(L, arg);
-    }
+    f = (lp_Fd *)lp_toudata(L, arg, -1);
     lua_pop(L, 1);
+    if (f != NULL) {
+      *tname = types[i];
+      return f;
+    }
   }
-  lua_pop(L, 1);
   return NULL;
-}
-
-static int fd_checknum(lua_State *L, int arg) {
-  return (int)lp_checkrange(L, arg, 0, INT_MAX);
 }
 
 /* Whether arg can carry methods. A userdata without __index would raise
@@ -59,56 +54,85 @@ static int fd_indexable(lua_State *L, int arg) {
   return 1;
 }
 
-int lp_checkfd(lua_State *L, int arg) {
-  const char *tname;
-  lp_Fd *f;
-  int fd;
-  if (lua_type(L, arg) == LUA_TNUMBER) {
-    /* the hot path (send/recv on a plain fd number): one conversion */
+/* Whether the value at the top can be called: a function, or a value with
+ * a __call metamethod. */
+static int fd_callable(lua_State *L) {
+  if (lua_type(L, -1) == LUA_TFUNCTION)
+    return 1;
+  if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
+    return 0;
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* The fd of an object with a getfd() (LuaSocket) or fileno() (luaposix
+ * style) method, at the absolute index arg. A method that is absent, nil or
+ * false is skipped, so { getfd = false, fileno = f } uses fileno. The
+ * result may be a float with an integral value: LuaSocket's getfd()
+ * returns 3.0 under Lua 5.4. Errors name the caller's argument. */
+static int fd_frommethod(lua_State *L, int arg) {
+  static const char *const methods[] = {"getfd", "fileno", NULL};
+  int i;
+  for (i = 0; methods[i] != NULL; i++) {
+    int t = lua_getfield(L, arg, methods[i]);
     int isint;
-    lua_Integer v = lua_tointegerx(L, arg, &isint);
-    if (isint && v >= 0 && v <= INT_MAX)
-      return (int)v;
-    return fd_checknum(L, arg);  /* raises the usual error */
-  }
-  arg = lua_absindex(L, arg);
-  if ((f = fd_toobj(L, arg, &tname)) != NULL) {
-    if (f->fd < 0)
-      luaL_error(L, "attempt to use a closed %s", tname);
-    return f->fd;
-  }
-  /* LuaSocket has :getfd(), luaposix-style objects :fileno(). */
-  if (fd_indexable(L, arg)) {
-    static const char *const methods[] = {"getfd", "fileno", NULL};
-    int i;
-    for (i = 0; methods[i] != NULL; i++) {
-      if (lua_getfield(L, arg, methods[i]) != LUA_TNIL) {
-        lua_pushvalue(L, arg);
-        lua_call(L, 1, 1);
-        {
-          int isint;
-          lua_Integer v = lua_tointegerx(L, -1, &isint);
-          /* range-check here so the error names the caller's argument */
-          if (!isint || lua_type(L, -1) != LUA_TNUMBER)
-            luaL_argerror(L, arg, lua_pushfstring(L,
-                          "%s() did not return an integer", methods[i]));
-          if (v < 0 || v > INT_MAX)
-            luaL_argerror(L, arg, lua_pushfstring(L,
-                          "%s() returned an fd out of range", methods[i]));
-          fd = (int)v;
-        }
-        lua_pop(L, 1);
-        return fd;
-      }
+    lua_Integer v;
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
       lua_pop(L, 1);
+      continue;
     }
+    if (!fd_callable(L))
+      return luaL_argerror(L, arg, lua_pushfstring(L,
+                           "%s is a %s, not a function", methods[i],
+                           luaL_typename(L, -1)));
+    lua_pushvalue(L, arg);
+    lua_call(L, 1, 1);
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || lua_type(L, -1) != LUA_TNUMBER)
+      return luaL_argerror(L, arg, lua_pushfstring(L,
+                           "%s() did not return an integer", methods[i]));
+    if (v < 0 || v > INT_MAX)
+      return luaL_argerror(L, arg, lua_pushfstring(L,
+                           "%s() returned an fd out of range", methods[i]));
+    lua_pop(L, 1);
+    return (int)v;
   }
   return luaL_typeerror(L, arg, "fd");
 }
 
+/* Anything but a number: an fd object of ours, or one with a method. Out
+ * of line, so the number path of lp_checkfd stays a leaf. */
+__attribute__((noinline))
+static int fd_checkobj(lua_State *L, int arg) {
+  const char *tname;
+  lp_Fd *f;
+  arg = lua_absindex(L, arg);
+  if ((f = lp_tofdobj(L, arg, &tname)) != NULL) {
+    if (f->fd < 0)
+      luaL_error(L, "attempt to use a closed %s", tname);
+    return f->fd;
+  }
+  if (fd_indexable(L, arg))
+    return fd_frommethod(L, arg);
+  return luaL_typeerror(L, arg, "fd");
+}
+
+int lp_checkfd(lua_State *L, int arg) {
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    /* the hot path (send/recv on a plain fd number): one conversion, which
+     * takes integral floats (3.0) as well */
+    int isint;
+    lua_Integer v = lua_tointegerx(L, arg, &isint);
+    if (isint && v >= 0 && v <= INT_MAX)
+      return (int)v;
+    return (int)lp_checkrange(L, arg, 0, INT_MAX);  /* raises the usual error */
+  }
+  return fd_checkobj(L, arg);
+}
+
 static lp_Fd *fd_checkopen(lua_State *L) {
   const char *tname = LEPOLL_FD_T;
-  lp_Fd *f = fd_toobj(L, 1, &tname);
+  lp_Fd *f = lp_tofdobj(L, 1, &tname);
   if (f == NULL) {
     luaL_typeerror(L, 1, LEPOLL_FD_T);
     __builtin_unreachable();  /* it raises; tells gcc -fanalyzer so */
@@ -139,7 +163,7 @@ static int fd_release(lua_State *L) {
 /* __gc and __close: idempotent, never raise. */
 static int fd_gc(lua_State *L) {
   const char *tname;
-  lp_Fd *f = fd_toobj(L, 1, &tname);
+  lp_Fd *f = lp_tofdobj(L, 1, &tname);
   if (f != NULL)
     (void)lp_fdclose(f);
   return 0;
@@ -147,7 +171,7 @@ static int fd_gc(lua_State *L) {
 
 static int fd_tostring(lua_State *L) {
   const char *tname;
-  lp_Fd *f = fd_toobj(L, 1, &tname);
+  lp_Fd *f = lp_tofdobj(L, 1, &tname);
   if (f == NULL)
     return luaL_typeerror(L, 1, LEPOLL_FD_T);
   if (f->fd < 0)

@@ -3,8 +3,10 @@
 /***
  * File descriptors, one syscall per call (mirrors rustix::io).
  *
- * Every `fd` argument is a non-negative integer, an open lepoll.Fd or
- * lepoll.Epoll, or any value with a `:getfd()` or `:fileno()` method.
+ * Every `fd` argument is a non-negative integer (a float with an integral
+ * value, such as LuaSocket's `3.0`, too), an open lepoll.Fd or
+ * lepoll.Epoll, or any value with a `:getfd()` or `:fileno()` method (one
+ * that is nil or false is skipped).
  * A failed syscall returns `nil, message, errno` (EAGAIN and EINTR
  * included: C never blocks on its own and never retries, the caller
  * decides); misuse (wrong type, closed object, out-of-range number,
@@ -39,7 +41,6 @@ _Static_assert(EFD_CLOEXEC == O_CLOEXEC && TFD_CLOEXEC == O_CLOEXEC &&
                SFD_CLOEXEC == O_CLOEXEC, "CLOEXEC differs");
 
 #define IO_READMAX   ((lua_Integer)1 << 30)  /* largest io.read request */
-#define IO_STACKBUF  16384                   /* reads up to this: no box */
 #define IO_MAXSIG    (NSIG - 1)
 /* Seconds above this are a programming error, not a long timer; below it
  * every double converts to time_t exactly. */
@@ -86,15 +87,15 @@ static int io_tosig(lua_State *L, int idx, int arg, lua_Integer pos) {
     size_t len;
     const char *name = lua_tolstring(L, idx, &len);
     const lp_Const *c;
-    if (strlen(name) == len) {  /* "INT\0junk" is no signal name */
-      if (strncmp(name, "SIG", 3) == 0)
-        name += 3;
-      for (c = io_signames; c->name != NULL; c++)
-        if (strcmp(c->name, name) == 0) {
-          lua_pop(L, 1);
-          return (int)c->value;
-        }
+    if (len > 3 && memcmp(name, "SIG", 3) == 0) {
+      name += 3;
+      len -= 3;
     }
+    for (c = io_signames; c->name != NULL; c++)  /* "INT\0junk" is none */
+      if (lp_streq(name, len, c->name)) {
+        lua_pop(L, 1);
+        return (int)c->value;
+      }
     return luaL_argerror(L, arg, lua_pushfstring(L,
                          "%s: unknown signal name '%s'", what,
                          lua_tostring(L, idx)));
@@ -176,7 +177,7 @@ static int io_readu64(lua_State *L, int fd) {
   uint64_t v;
   ssize_t n = read(fd, &v, sizeof v);
   if (n == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   if (n != (ssize_t)sizeof v)
     return lp_fail(L, EIO);  /* not an eventfd/timerfd after all */
   lua_pushinteger(L, (lua_Integer)v);  /* two's complement above 2^63-1 */
@@ -184,6 +185,12 @@ static int io_readu64(lua_State *L, int fd) {
 }
 
 /* ---- module functions ---------------------------------------------- */
+
+/* read(2) for lp_readresult. */
+static ssize_t io_rd(int fd, void *buf, size_t len, void *ud) {
+  (void)ud;
+  return read(fd, buf, len);
+}
 
 /***
  * Read at most `max` bytes with one read(2).
@@ -201,22 +208,7 @@ static int io_readu64(lua_State *L, int fd) {
 static int io_read(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   size_t max = (size_t)lp_checkrange(L, 2, 1, IO_READMAX);
-  ssize_t n;
-  if (max <= IO_STACKBUF) {
-    char buf[IO_STACKBUF];
-    n = read(fd, buf, max);
-    if (n == -1)
-      return lp_failerrno(L);
-    lua_pushlstring(L, buf, (size_t)n);
-  } else {
-    luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, max);
-    n = read(fd, p, max);
-    if (n == -1)
-      return lp_failerrno(L);
-    luaL_pushresultsize(&b, (size_t)n);
-  }
-  return 1;
+  return lp_readresult(L, fd, max, io_rd, NULL);
 }
 
 /***
@@ -224,6 +216,8 @@ static int io_read(lua_State *L) {
  * `i` and `j` follow `string.sub` exactly (negative counts from the end,
  * out-of-range values clamp). An empty range writes nothing: it returns 0
  * without a syscall (so it reports no error even on a bad fd number).
+ * As in `net.send`, `s` must be a string (a number raises) and `i`, `j`
+ * integers (a numeric string raises).
  * @function write
  * @tparam integer|Fd fd
  * @tparam string s
@@ -238,27 +232,48 @@ static int io_read(lua_State *L) {
 static int io_write(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer i = luaL_optinteger(L, 3, 1);
-  lua_Integer j = luaL_optinteger(L, 4, -1);
-  lua_Integer l = (lua_Integer)len;
+  const char *p = lp_checksub(L, 2, &len);
   ssize_t n;
-  /* string.sub's clamping, done on integers before any cast */
-  if (i < 0)
-    i = (i < -l) ? 1 : l + i + 1;
-  else if (i == 0)
-    i = 1;
-  if (j > l)
-    j = l;
-  else if (j < 0)
-    j = (j < -l) ? 0 : l + j + 1;
-  if (i > j) {
+  if (len == 0) {
     lua_pushinteger(L, 0);
     return 1;
   }
-  n = write(fd, s + (i - 1), (size_t)(j - i + 1));
-  if (n == -1)
-    return lp_failerrno(L);
+  if ((n = write(fd, p, len)) == -1)
+    return lp_result(L, 0);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* writev's body, on arguments already resolved: its IOV_MAX entries (16
+ * KiB) are never live while a getfd() runs (noinline: see lp_readresult). */
+__attribute__((noinline))
+static int io_writevbody(lua_State *L, int fd, lua_Integer first,
+                         lua_Integer last) {
+  struct iovec iov[IOV_MAX];
+  lua_Integer k;
+  int cnt = 0;
+  ssize_t n;
+  /* k never steps past last: last may be math.maxinteger */
+  for (k = first; k <= last && cnt < IOV_MAX; k++) {
+    size_t len;
+    /* the table keeps each string alive for the duration of the call */
+    if (lua_rawgeti(L, 2, k) != LUA_TSTRING)
+      return luaL_argerror(L, 2, lua_pushfstring(L,
+                           "string expected at index %I, got %s",
+                           (LUAI_UACINT)k, luaL_typename(L, -1)));
+    iov[cnt].iov_base = (void *)lua_tolstring(L, -1, &len);
+    iov[cnt].iov_len = len;
+    cnt++;
+    lua_pop(L, 1);
+    if (k == last)
+      break;
+  }
+  if (cnt == 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if ((n = writev(fd, iov, cnt)) == -1)
+    return lp_result(L, 0);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
@@ -282,37 +297,11 @@ static int io_write(lua_State *L) {
  */
 static int io_writev(lua_State *L) {
   int fd = lp_checkfd(L, 1);
-  struct iovec iov[IOV_MAX];
-  lua_Integer first, last, k;
-  int cnt = 0;
-  ssize_t n;
+  lua_Integer first, last;
   luaL_checktype(L, 2, LUA_TTABLE);
   first = lp_optrange(L, 3, 1, LUA_MAXINTEGER, 1);
   last = lp_optrange(L, 4, 0, LUA_MAXINTEGER, (lua_Integer)lua_rawlen(L, 2));
-  /* k never steps past last: last may be math.maxinteger */
-  for (k = first; k <= last && cnt < IOV_MAX; k++) {
-    size_t len;
-    /* the table keeps each string alive for the duration of the call */
-    if (lua_rawgeti(L, 2, k) != LUA_TSTRING)
-      return luaL_argerror(L, 2, lua_pushfstring(L,
-                           "string expected at index %I, got %s",
-                           (LUAI_UACINT)k, luaL_typename(L, -1)));
-    iov[cnt].iov_base = (void *)lua_tolstring(L, -1, &len);
-    iov[cnt].iov_len = len;
-    cnt++;
-    lua_pop(L, 1);
-    if (k == last)
-      break;
-  }
-  if (cnt == 0) {
-    lua_pushinteger(L, 0);
-    return 1;
-  }
-  n = writev(fd, iov, cnt);
-  if (n == -1)
-    return lp_failerrno(L);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
+  return io_writevbody(L, fd, first, last);
 }
 
 /***
@@ -331,20 +320,18 @@ static int io_writev(lua_State *L) {
  * @see close(2)
  */
 static int io_close(lua_State *L) {
-  lp_Fd *f = (lp_Fd *)luaL_testudata(L, 1, LEPOLL_FD_T);
-  if (f == NULL)
-    f = (lp_Fd *)luaL_testudata(L, 1, LEPOLL_EPOLL_T);
+  const char *tname;
+  lp_Fd *f = lp_tofdobj(L, 1, &tname);
+  lp_Fd tmp;
   if (f != NULL) {
-    (void)lp_checkfd(L, 1);  /* raises on a closed object */
+    if (f->fd < 0)
+      return luaL_error(L, "attempt to use a closed %s", tname);
     return lp_closeresult(L, f);
   }
   if (lua_type(L, 1) != LUA_TNUMBER)
     return luaL_typeerror(L, 1, "integer or lepoll.Fd");
-  {
-    lp_Fd tmp;
-    tmp.fd = lp_checkfd(L, 1);
-    return lp_closeresult(L, &tmp);
-  }
+  tmp.fd = lp_checkfd(L, 1);
+  return lp_closeresult(L, &tmp);
 }
 
 /***
@@ -363,10 +350,7 @@ static int io_set_nonblocking(lua_State *L) {
   int on;
   luaL_checktype(L, 2, LUA_TBOOLEAN);
   on = lua_toboolean(L, 2);
-  if (ioctl(fd, FIONBIO, &on) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, ioctl(fd, FIONBIO, &on) != -1);
 }
 
 /***
@@ -387,7 +371,7 @@ static int io_pipe(lua_State *L) {
   lp_Fd *w = lp_newfd(L);
   int p[2];
   if (pipe2(p, flags | O_CLOEXEC) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   r->fd = p[0];
   w->fd = p[1];
   return 2;
@@ -411,7 +395,7 @@ static int io_dup(lua_State *L) {
   (void)lp_checkflags(L, 2, O_CLOEXEC, 0);
   f = lp_newfd(L);
   if ((f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   return 1;
 }
 
@@ -433,7 +417,7 @@ static int io_eventfd(lua_State *L) {
                             0);
   lp_Fd *f = lp_newfd(L);
   if ((f->fd = eventfd(init, flags | EFD_CLOEXEC)) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   return 1;
 }
 
@@ -473,7 +457,7 @@ static int io_eventfd_write(lua_State *L) {
   uint64_t v = (uint64_t)lp_optrange(L, 2, 1, LUA_MAXINTEGER, 1);
   ssize_t n = write(fd, &v, sizeof v);
   if (n == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   if (n != (ssize_t)sizeof v)
     return lp_fail(L, EIO);
   lua_pushboolean(L, 1);
@@ -497,7 +481,7 @@ static int io_timerfd(lua_State *L) {
   int flags = lp_checkflags(L, 2, TFD_NONBLOCK | TFD_CLOEXEC, 0);
   lp_Fd *f = lp_newfd(L);
   if ((f->fd = timerfd_create(clock, flags | TFD_CLOEXEC)) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   return 1;
 }
 
@@ -531,10 +515,7 @@ static int io_timerfd_settime(lua_State *L) {
     io_checkseconds(L, 3, &its.it_interval);
   }
   flags = lp_checkflags(L, 4, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, 0);
-  if (timerfd_settime(fd, flags, &its, NULL) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, timerfd_settime(fd, flags, &its, NULL) == 0);
 }
 
 /***
@@ -553,7 +534,7 @@ static int io_timerfd_gettime(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   struct itimerspec its;
   if (timerfd_gettime(fd, &its) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   io_pushseconds(L, &its.it_value);
   io_pushseconds(L, &its.it_interval);
   return 2;
@@ -587,7 +568,7 @@ static int io_clock_gettime(lua_State *L) {
   clockid_t clock = io_checkclock(L, 1);
   struct timespec ts;
   if (clock_gettime(clock, &ts) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   io_pushseconds(L, &ts);
   return 1;
 }
@@ -644,7 +625,7 @@ static int io_signalfd_read(lua_State *L) {
   struct signalfd_siginfo si;
   ssize_t n = read(fd, &si, sizeof si);
   if (n == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   if (n != (ssize_t)sizeof si)
     return lp_fail(L, EIO);
   lua_pushinteger(L, (lua_Integer)si.ssi_signo);
@@ -667,7 +648,7 @@ static int io_signalfd_read(lua_State *L) {
 static int io_sigmask(lua_State *L) {
   static const char *const hows[] = {"block", "unblock", "setmask", NULL};
   static const int howv[] = {SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK};
-  int how = howv[luaL_checkoption(L, 1, NULL, hows)];
+  int how = howv[lp_checkoption(L, 1, NULL, hows)];
   sigset_t set;
   int en;
   io_checksigset(L, 2, &set);
@@ -683,10 +664,7 @@ static int io_setdisposition(lua_State *L, void (*handler)(int)) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = handler;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(sig, &sa, NULL) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, sigaction(sig, &sa, NULL) == 0);
 }
 
 /***
@@ -739,7 +717,7 @@ static int io_pidfd_open(lua_State *L) {
 #ifdef SYS_pidfd_open
   long r = syscall(SYS_pidfd_open, pid, (unsigned int)flags);
   if (r == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   f->fd = (int)r;
   return 1;
 #else

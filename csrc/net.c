@@ -21,8 +21,9 @@
  *
  * Sockets are `lepoll.Fd` objects (see lepoll.io): they own their fd, close
  * once by `:close()`, `<close>` or `__gc`, and have `:fileno()`. Every `fd`
- * argument is a non-negative integer, an open lepoll fd object, or any value
- * with a `:getfd()` or `:fileno()` method.
+ * argument is a non-negative integer (a float with an integral value, such
+ * as LuaSocket's `3.0`, too), an open lepoll fd object, or any value with a
+ * `:getfd()` or `:fileno()` method (one that is nil or false is skipped).
  *
  * Misuse (a wrong type, a closed object, an out-of-range number, an unknown
  * name, a malformed address literal) raises an error naming the argument.
@@ -42,8 +43,6 @@
  * @module lepoll.net
  */
 
-/* Big enough for most reads; larger ones use a luaL_Buffer. */
-#define NET_STACKBUF 16384
 #define NET_RECVMAX  ((lua_Integer)1 << 30)
 
 typedef struct net_Addr {
@@ -90,13 +89,6 @@ static const net_Opt net_opts[] = {
 
 /* ---- argument helpers ------------------------------------------------ */
 
-/* A string argument, strictly: numbers are not silently converted. */
-static const char *net_checkstr(lua_State *L, int arg, size_t *len) {
-  if (lua_type(L, arg) != LUA_TSTRING)
-    luaL_typeerror(L, arg, "string");
-  return lua_tolstring(L, arg, len);
-}
-
 static int net_checkfamily(lua_State *L, int arg, int def) {
   lua_Integer v;
   if (lua_isnoneornil(L, arg))
@@ -129,10 +121,10 @@ static lua_Integer net_checkport(lua_State *L, int arg) {
 
 static const net_Opt *net_checkopt(lua_State *L, int arg) {
   size_t len;
-  const char *name = net_checkstr(L, arg, &len);
+  const char *name = lp_checkstr(L, arg, &len);
   const net_Opt *o;
   for (o = net_opts; o->name != NULL; o++)  /* "nodelay\0x" matches none */
-    if (strcmp(o->name, name) == 0 && strlen(o->name) == len)
+    if (lp_streq(name, len, o->name))
       return o;
   luaL_argerror(L, arg, lua_pushfstring(L, "unknown socket option '%s'",
                                         name));
@@ -178,8 +170,8 @@ static void net_unixaddr(lua_State *L, int arg, const char *path, size_t len,
 static void net_inaddr(lua_State *L, int arg, int family, const char *host,
                        size_t len, lua_Integer port, net_Addr *a) {
   const char *fname = family == AF_INET ? "IPv4" : "IPv6";
-  int any = strcmp(host, "*") == 0;
-  int loop = strcmp(host, "localhost") == 0;
+  int any = lp_streq(host, len, "*");
+  int loop = lp_streq(host, len, "localhost");
   if (strlen(host) != len)
     luaL_argerror(L, arg, "address contains a zero byte");
   if (family == AF_INET) {
@@ -214,7 +206,7 @@ bad:
  * on misuse; returns 0, or an errno when the family cannot be read. */
 static int net_checkaddr(lua_State *L, int fd, int arg, net_Addr *a) {
   size_t len;
-  const char *host = net_checkstr(L, arg, &len);
+  const char *host = lp_checkstr(L, arg, &len);
   int hasport = !lua_isnoneornil(L, arg + 1);
   lua_Integer port = hasport ? net_checkport(L, arg + 1) : 0;
   int family = net_family(fd);
@@ -300,7 +292,7 @@ static int net_socket(lua_State *L) {
   f = lp_newfd(L);  /* closed until the syscall succeeds */
   fd = socket(family, type | flags, 0);
   if (fd == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   f->fd = fd;
   return 1;
 }
@@ -328,7 +320,7 @@ static int net_socketpair(lua_State *L) {
   lp_Fd *a = lp_newfd(L);
   lp_Fd *b = lp_newfd(L);
   if (socketpair(family, type | flags, 0, sv) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   a->fd = sv[0];
   b->fd = sv[1];
   return 2;
@@ -356,10 +348,7 @@ static int net_bind(lua_State *L) {
   int en = net_checkaddr(L, fd, 2, &a);
   if (en != 0)
     return lp_fail(L, en);
-  if (bind(fd, &a.u.sa, a.len) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, bind(fd, &a.u.sa, a.len) == 0);
 }
 
 /***
@@ -377,10 +366,7 @@ static int net_bind(lua_State *L) {
 static int net_listen(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   int backlog = (int)lp_optrange(L, 2, 0, INT_MAX, SOMAXCONN);
-  if (listen(fd, backlog) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, listen(fd, backlog) == 0);
 }
 
 /***
@@ -409,7 +395,7 @@ static int net_accept(lua_State *L) {
   a.len = sizeof a.u;
   nfd = accept4(fd, &a.u.sa, &a.len, flags);
   if (nfd == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   f->fd = nfd;
   return 1 + net_pushaddr(L, &a);
 }
@@ -438,10 +424,7 @@ static int net_connect(lua_State *L) {
   int en = net_checkaddr(L, fd, 2, &a);
   if (en != 0)
     return lp_fail(L, en);
-  if (connect(fd, &a.u.sa, a.len) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, connect(fd, &a.u.sa, a.len) == 0);
 }
 
 static int net_nameresult(lua_State *L, int peer) {
@@ -452,7 +435,7 @@ static int net_nameresult(lua_State *L, int peer) {
   r = peer ? getpeername(fd, &a.u.sa, &a.len)
            : getsockname(fd, &a.u.sa, &a.len);
   if (r == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   n = net_pushaddr(L, &a);
   return n > 0 ? n : lp_fail(L, EAFNOSUPPORT);
 }
@@ -505,11 +488,8 @@ static int net_shutdown(lua_State *L) {
   static const char *const names[] = {"r", "w", "rw", NULL};
   static const int hows[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
   int fd = lp_checkfd(L, 1);
-  int how = hows[luaL_checkoption(L, 2, NULL, names)];
-  if (shutdown(fd, how) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  int how = hows[lp_checkoption(L, 2, NULL, names)];
+  return lp_result(L, shutdown(fd, how) == 0);
 }
 
 /***
@@ -572,10 +552,7 @@ static int net_setsockopt(lua_State *L) {
     return luaL_argerror(L, 2, lua_pushfstring(L,
                          "socket option '%s' is read-only", o->name));
   }
-  if (setsockopt(fd, o->level, o->optname, val, len) == -1)
-    return lp_failerrno(L);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lp_result(L, setsockopt(fd, o->level, o->optname, val, len) == 0);
 }
 
 /***
@@ -605,7 +582,7 @@ static int net_getsockopt(lua_State *L) {
   if (o->kind == OPT_LINGER) {
     len = sizeof lg;
     if (getsockopt(fd, o->level, o->optname, &lg, &len) == -1)
-      return lp_failerrno(L);
+      return lp_result(L, 0);
     if (lg.l_onoff)
       lua_pushinteger(L, lg.l_linger);
     else
@@ -614,7 +591,7 @@ static int net_getsockopt(lua_State *L) {
   }
   len = sizeof v;
   if (getsockopt(fd, o->level, o->optname, &v, &len) == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   if (o->kind == OPT_BOOL || o->kind == OPT_RO_BOOL)
     lua_pushboolean(L, v != 0);
   else
@@ -622,36 +599,14 @@ static int net_getsockopt(lua_State *L) {
   return 1;
 }
 
-/* The byte range [i, j] of s as string.sub(s, i, j) would pick it. */
-static const char *net_checkrange(lua_State *L, int arg, size_t *n) {
-  size_t len;
-  const char *s = net_checkstr(L, arg, &len);
-  lua_Integer i = luaL_optinteger(L, arg + 1, 1);
-  lua_Integer j = luaL_optinteger(L, arg + 2, -1);
-  lua_Integer l = (lua_Integer)len;
-  if (i < 0)
-    i = i < -l ? 1 : l + i + 1;
-  else if (i == 0)
-    i = 1;
-  if (j < 0)
-    j = j < -l ? 0 : l + j + 1;
-  else if (j > l)
-    j = l;
-  if (i > j) {
-    *n = 0;
-    return s;
-  }
-  *n = (size_t)(j - i + 1);
-  return s + (i - 1);
-}
-
 /***
  * Send bytes on a connected socket (always MSG_NOSIGNAL: a closed peer
  * gives `net.errno.EPIPE`, never SIGPIPE).
  * @function send
  * @param fd the socket
- * @tparam string s the data
- * @tparam[opt=1] integer i first byte, as in `string.sub`
+ * @tparam string s the data (a string: a number raises)
+ * @tparam[opt=1] integer i first byte, as in `string.sub` (an integer: a
+ *   numeric string raises)
  * @tparam[opt=-1] integer j last byte, as in `string.sub`
  * @treturn[1] integer bytes sent (possibly fewer than asked on a stream)
  * @return[2] nil
@@ -662,10 +617,10 @@ static const char *net_checkrange(lua_State *L, int arg, size_t *n) {
 static int net_send(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   size_t n;
-  const char *p = net_checkrange(L, 2, &n);
+  const char *p = lp_checksub(L, 2, &n);
   ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
   if (r == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   lua_pushinteger(L, (lua_Integer)r);
   return 1;
 }
@@ -688,7 +643,7 @@ static int net_send(lua_State *L) {
 static int net_sendto(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   size_t n;
-  const char *p = net_checkstr(L, 2, &n);
+  const char *p = lp_checkstr(L, 2, &n);
   net_Addr a;
   ssize_t r;
   int en = net_checkaddr(L, fd, 3, &a);
@@ -696,34 +651,19 @@ static int net_sendto(lua_State *L) {
     return lp_fail(L, en);
   r = sendto(fd, p, n, MSG_NOSIGNAL, &a.u.sa, a.len);
   if (r == -1)
-    return lp_failerrno(L);
+    return lp_result(L, 0);
   lua_pushinteger(L, (lua_Integer)r);
   return 1;
 }
 
-/* One recvfrom(2) of at most max bytes; pushes the data and, if from is
- * given, the sender's address. Small reads go through a stack buffer, large
- * ones through a luaL_Buffer: nothing is kept but the result string. */
-static int net_recvresult(lua_State *L, int fd, size_t max, net_Addr *from) {
-  char stackbuf[NET_STACKBUF];
-  luaL_Buffer b;
-  char *p;
-  ssize_t r;
-  if (max <= sizeof stackbuf)
-    p = stackbuf;
-  else
-    p = luaL_buffinitsize(L, &b, max);
-  if (from != NULL)
-    from->len = sizeof from->u;
-  r = recvfrom(fd, p, max, 0, from != NULL ? &from->u.sa : NULL,
-               from != NULL ? &from->len : NULL);
-  if (r == -1)
-    return lp_failerrno(L);
-  if (p == stackbuf)
-    lua_pushlstring(L, stackbuf, (size_t)r);
-  else
-    luaL_pushresultsize(&b, (size_t)r);
-  return 1 + (from != NULL ? net_pushaddr(L, from) : 0);
+/* One recvfrom(2) for lp_readresult; ud is the net_Addr for the sender's
+ * address, or NULL. */
+static ssize_t net_rd(int fd, void *buf, size_t len, void *ud) {
+  net_Addr *from = (net_Addr *)ud;
+  if (from == NULL)
+    return recvfrom(fd, buf, len, 0, NULL, NULL);
+  from->len = sizeof from->u;
+  return recvfrom(fd, buf, len, 0, &from->u.sa, &from->len);
 }
 
 /***
@@ -741,7 +681,7 @@ static int net_recvresult(lua_State *L, int fd, size_t max, net_Addr *from) {
 static int net_recv(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   size_t max = (size_t)lp_checkrange(L, 2, 1, NET_RECVMAX);
-  return net_recvresult(L, fd, max, NULL);
+  return lp_readresult(L, fd, max, net_rd, NULL);
 }
 
 /***
@@ -762,7 +702,8 @@ static int net_recvfrom(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   size_t max = (size_t)lp_checkrange(L, 2, 1, NET_RECVMAX);
   net_Addr a;
-  return net_recvresult(L, fd, max, &a);
+  int n = lp_readresult(L, fd, max, net_rd, &a);
+  return n == 1 ? 1 + net_pushaddr(L, &a) : n;
 }
 
 /* ---- the module ------------------------------------------------------- */

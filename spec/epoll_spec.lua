@@ -145,6 +145,20 @@ describe("ep:add", function()
     assert.is_true(ep:add(r4:fileno() + 0.0, 5, epoll.IN))     -- integral float
     local seen = collect(ep, epoll.events(8))
     assert.same({ [2] = epoll.OUT }, seen)
+    -- integral floats from getfd()/fileno() (LuaSocket's getfd() gives 3.0),
+    -- and in modify and delete
+    local r5 = pipe()
+    local r6 = pipe()
+    assert.is_true(ep:add({ getfd = function() return r5:fileno() + 0.0 end }, 6, epoll.IN))
+    assert.is_true(ep:add({ fileno = function() return r6:fileno() + 0.0 end }, 7, epoll.IN))
+    assert.is_true(ep:modify(w1:fileno() + 0.0, 8, epoll.OUT))
+    assert.same({ [8] = epoll.OUT }, collect(ep, epoll.events(8)))
+    assert.is_true(ep:modify({ getfd = function() return w1:fileno() + 0.0 end }, 9, epoll.OUT))
+    assert.same({ [9] = epoll.OUT }, collect(ep, epoll.events(8)))
+    assert.is_true(ep:delete({ fileno = function() return w1:fileno() + 0.0 end }))
+    assert.same({}, collect(ep, epoll.events(8)))
+    assert.is_true(ep:delete(r5:fileno() + 0.0))
+    assert_fail(E.ENOENT, ep:delete({ getfd = function() return r5:fileno() + 0.0 end }))
   end)
 
   it("fails with EEXIST on a second add of the same fd", function()
@@ -560,6 +574,34 @@ describe("ep:wait", function()
       local _, how, code = p:wait()
       assert.equal("exit", how)
       assert.equal(0, code)
+    end
+  end)
+end)
+
+describe("a getfd() that calls back into lepoll.epoll", function()
+  -- As in the io and net specs: the recursion ends at Lua's C-call limit.
+  it("ends in a Lua 'stack overflow' error on a 256 KiB C stack", function()
+    local path = write_tmp([=[
+      local epoll = require "lepoll.epoll"
+      local ep = epoll.create()
+      local calls = {
+        add = function(o) return ep:add(o, 1, epoll.IN) end,
+        modify = function(o) return ep:modify(o, 1, epoll.IN) end,
+        delete = function(o) return ep:delete(o) end,
+      }
+      local call = assert(calls[arg[1]])
+      local obj = { getfd = function(self) return call(self) end }
+      local ok, err = pcall(call, obj)
+      print(ok, (tostring(err):match("stack overflow")))
+    ]=])
+    for _, name in ipairs { "add", "modify", "delete" } do
+      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
+        .. process.lua_command() .. " " .. process.shquote(path) .. " " .. name))
+      local rest, how, code = p:wait()
+      local err = p:stderr()
+      p:close()
+      assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
+      assert.same({ "exit", 0 }, { how, code }, name)
     end
   end)
 end)

@@ -5,7 +5,7 @@ local files = require "support.files"
 local cleanup = require "support.cleanup"
 local assert_fail = require("support.result").assert_fail
 
-local has_epoll, epoll = pcall(require, "lepoll.epoll")
+local epoll = require "lepoll.epoll"
 
 local E = lio.errno
 local O_CLOEXEC, O_NONBLOCK = 0x80000, 0x800
@@ -23,7 +23,6 @@ after_each(closeall)
 
 -- Wait up to ms for fd to become readable: true or false. Bounded.
 local function readable(fd, ms)
-  assert(has_epoll, "lepoll.epoll is not built")
   local ep <close> = assert(epoll.create())
   local evs = epoll.events(1)
   assert(ep:add(fd, 1, epoll.IN))
@@ -138,9 +137,16 @@ describe("lepoll.io.read", function()
 
   it("accepts integers and objects with getfd/fileno", function()
     local r, w = pipe()
-    lio.write(w:fileno(), "ab")
+    lio.write(w:fileno(), "abcde")
     assert.equal("a", lio.read({ getfd = function() return r:fileno() end }, 1))
     assert.equal("b", lio.read(r:fileno(), 1))
+    -- a getfd that is false (or nil) is skipped for fileno
+    local n = r:fileno()
+    assert.equal("c", lio.read({ getfd = false, fileno = function() return n end }, 1))
+    assert.equal("d", lio.read({ getfd = nil, fileno = function() return n end }, 1))
+    -- a callable table is a method too
+    local callable = setmetatable({}, { __call = function() return n end })
+    assert.equal("e", lio.read({ fileno = callable }, 1))
   end)
 end)
 
@@ -294,16 +300,13 @@ describe("lepoll.io.close", function()
     assert.equal("x", lio.read(r, 1))
     assert.is_true(lio.close(n))
     assert_fail(E.EBADF, lio.close(n))
-    if has_epoll then
-      local ep = assert(epoll.create())
-      local en = ep:release()
-      assert.equal("lepoll.Epoll (closed)", tostring(ep))
-      assert.is_true(lio.close(en))
-    end
+    local ep = assert(epoll.create())
+    local en = ep:release()
+    assert.equal("lepoll.Epoll (closed)", tostring(ep))
+    assert.is_true(lio.close(en))
   end)
 
   it("closes an lepoll.Epoll", function()
-    if not has_epoll then return pending("lepoll.epoll is not built") end
     local ep = assert(epoll.create())
     assert.is_true(lio.close(ep))
     assert.equal("lepoll.Epoll (closed)", tostring(ep))
@@ -312,7 +315,8 @@ describe("lepoll.io.close", function()
   it("refuses other libraries' objects", function()
     local _, w = pipe()
     local obj = { getfd = function() return w:fileno() end }
-    assert.has_error(function() lio.close(obj) end)
+    assert.error_matches(function() lio.close(obj) end,
+      "bad argument #1 to '[%w.]-close' %(integer or lepoll%.Fd expected, got table%)")
     assert.equal(1, lio.write(w, "x"))  -- still open
   end)
 end)
@@ -522,7 +526,6 @@ end)
 
 describe("lepoll.io.pidfd_open", function()
   it("becomes readable when the process exits", function()
-    if not has_epoll then return pending("lepoll.epoll is not built") end
     local p = process.spawn("sh -c 'echo up; exec sleep 30'")
     finally(function() p:close() end)
     assert.equal("up", p:line())
@@ -556,6 +559,77 @@ describe("lepoll.io.getpid", function()
     local pid = tonumber(f:read("a"):match("^(%d+)"))
     f:close()
     assert.equal(pid, lio.getpid())
+  end)
+end)
+
+describe("lepoll.io and a getfd() that calls back into lepoll.io", function()
+  -- Each call's getfd() makes the same call again on the same object: the
+  -- recursion must stop at Lua's C-call limit as a catchable error, on a
+  -- C stack as small as stock Lua needs for it (no 16 KiB buffer in a frame
+  -- that is live while getfd() runs). One child process per call.
+  it("ends in a Lua 'stack overflow' error on a 256 KiB C stack", function()
+    local script = tmpscript([=[
+      local lio = require "lepoll.io"
+      local calls = {
+        read = function(o) return lio.read(o, 1) end,
+        ["read big"] = function(o) return lio.read(o, 100000) end,
+        write = function(o) return lio.write(o, "x") end,
+        writev = function(o) return lio.writev(o, { "x" }) end,
+        set_nonblocking = function(o) return lio.set_nonblocking(o, true) end,
+        eventfd_read = function(o) return lio.eventfd_read(o) end,
+        signalfd_read = function(o) return lio.signalfd_read(o) end,
+      }
+      local call = assert(calls[arg[1]])
+      local obj = { getfd = function(self) return call(self) end }
+      local ok, err = pcall(call, obj)
+      print(ok, (tostring(err):match("stack overflow")))
+    ]=])
+    for _, name in ipairs { "read", "read big", "write", "writev", "set_nonblocking",
+                            "eventfd_read", "signalfd_read" } do
+      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
+        .. process.lua_command() .. " " .. process.shquote(script) .. " "
+        .. process.shquote(name)))
+      local rest, how, code = p:wait()
+      local err = p:stderr()
+      p:close()
+      assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
+      assert.same({ "exit", 0 }, { how, code }, name)
+    end
+  end)
+end)
+
+describe("lepoll.io integral floats", function()
+  -- LuaSocket's getfd() returns 3.0 under Lua 5.4: every fd argument takes
+  -- such a float, given directly or returned by getfd()/fileno().
+  it("are taken wherever an fd is, directly and from getfd() or fileno()", function()
+    local r, w = pipe(lio.NONBLOCK)
+    local e = track(assert(lio.eventfd(0, lio.NONBLOCK)))
+    local t = track(assert(lio.timerfd(lio.MONOTONIC, lio.NONBLOCK)))
+    local shapes = {
+      function(o) return o:fileno() + 0.0 end,
+      function(o) return { getfd = function() return o:fileno() + 0.0 end } end,
+      function(o) return { fileno = function() return o:fileno() + 0.0 end } end,
+    }
+    for i, as in ipairs(shapes) do
+      assert.equal(3, lio.write(as(w), "abc"), i)
+      assert.equal(2, lio.writev(as(w), { "d", "e" }), i)
+      assert.equal("abcde", lio.read(as(r), 10), i)
+      assert.is_true(lio.set_nonblocking(as(r), false), i)
+      assert.equal(0, fdflags(r) & O_NONBLOCK, i)
+      assert.is_true(lio.set_nonblocking(as(r), true), i)
+      assert.is_true(lio.eventfd_write(as(e), 2), i)
+      assert.equal(2, lio.eventfd_read(as(e)), i)
+      assert.is_true(lio.timerfd_settime(as(t), 100), i)
+      assert.is_true(lio.timerfd_gettime(as(t)) > 99, i)
+      assert_fail(E.EAGAIN, lio.timerfd_read(as(t)))
+      assert_fail(E.EAGAIN, lio.signalfd_read(as(e)))  -- empty and non-blocking
+      local d = assert(lio.dup(as(w)))
+      assert.equal(1, lio.write(d, "x"), i)
+      assert.equal("x", lio.read(r, 10), i)
+      local n = d:release()
+      assert.is_true(lio.close(n + 0.0), i)
+      assert_fail(E.EBADF, lio.close(n + 0.0))
+    end
   end)
 end)
 
@@ -601,6 +675,8 @@ describe("lepoll.io bad arguments", function()
       { "write", 1, big, "x" }, { "write", 1, -3, "x" }, { "write", 2, w, nil },
       { "write", 2, w, {} }, { "write", 3, w, "x", 1.5 },
       { "write", 4, w, "x", 1, "a" }, { "write", 3, w, "x", nan },
+      { "write", 2, w, 42 }, { "write", 2, w, nan }, { "write", 3, w, "x", "1" },
+      { "write", 4, w, "x", 1, "-1" },
       { "writev", 1, big, { "x" } }, { "writev", 2, w, "x" },
       { "writev", 2, w, { 1 } }, { "writev", 2, w, { "a", {} } },
       { "writev", 3, w, { "a" }, 0 }, { "writev", 4, w, { "a" }, 1, -1 },
@@ -638,6 +714,8 @@ describe("lepoll.io bad arguments", function()
       { "sigmask", 2, "block", "INT" }, { "sigmask", 2, "block", { "NOPE" } },
       { "ignore_signal", 1, "PIPE\0junk" }, { "default_signal", 1, "SIGPIPE\0" },
       { "sigmask", 2, "block", { "INT\0" } }, { "signalfd", 1, { "USR1\0x" } },
+      { "sigmask", 1, "block\0junk", {} }, { "sigmask", 1, "unblock\0", {} },
+      { "read", 1, { getfd = 42 }, 1 }, { "dup", 1, { fileno = {} } },
       { "sigmask", 2, "block", { 32 } }, { "signalfd", 1, { "USR1", 33 } },
       { "read", 1, udata_noindex, 1 }, { "write", 1, udata_noindex, "x" },
       { "ignore_signal", 1, "NOPE" }, { "ignore_signal", 1, 0 },
@@ -661,6 +739,60 @@ describe("lepoll.io bad arguments", function()
     assert_fail(E.EAGAIN, lio.read(r, 1))
     assert.equal(1, lio.write(w, "z"))
     assert.equal("z", lio.read(r, 10))
+  end)
+
+  it("say what is wrong with data, i and j, options and fd objects", function()
+    local r, w = pipe()
+    local n = r:fileno()
+    -- "bad argument #n to 'f' (why)" as a pattern; f may carry its module
+    local function bad(argn, f, why)
+      return ("bad argument #%d to '[%%w.]-%s' %%(%s%%)$"):format(argn, f, why)
+    end
+    local rows = {
+      -- data is a string, as in net.send: no "42", no "-nan"
+      { function() lio.write(w, 42) end, bad(2, "write", "string expected, got number") },
+      { function() lio.write(w, 0 / 0) end, bad(2, "write", "string expected, got number") },
+      -- i and j are integers, as every other integer argument
+      { function() lio.write(w, "abc", "2") end, bad(3, "write", "integer expected, got string") },
+      { function() lio.write(w, "abc", 1, "2") end,
+        bad(4, "write", "integer expected, got string") },
+      { function() lio.write(w, "abc", 1.5) end,
+        bad(3, "write", "number has no integer representation") },
+      -- option names match whole: "block\0junk" is not "block"
+      { function() lio.sigmask("block\0junk", {}) end,
+        bad(1, "sigmask", "invalid option 'block' %(a zero byte follows%)") },
+      { function() lio.sigmask("nope", {}) end, bad(1, "sigmask", "invalid option 'nope'") },
+      { function() lio.sigmask(1, {}) end, bad(1, "sigmask", "string expected, got number") },
+      -- a getfd/fileno field that is no function names the argument
+      { function() lio.read({ getfd = 42 }, 1) end,
+        bad(1, "read", "getfd is a number, not a function") },
+      { function() lio.read({ getfd = true }, 1) end,
+        bad(1, "read", "getfd is a boolean, not a function") },
+      { function() lio.write({ getfd = false, fileno = "x" }, "x") end,
+        bad(1, "write", "fileno is a string, not a function") },
+      { function() lio.read({ getfd = false }, 1) end, bad(1, "read", "fd expected, got table") },
+      -- what the method returns: an integer (or integral float) fd
+      { function() lio.read({ getfd = function() return n + 0.5 end }, 1) end,
+        bad(1, "read", "getfd%(%) did not return an integer") },
+      { function() lio.read({ fileno = function() return tostring(n) end }, 1) end,
+        bad(1, "read", "fileno%(%) did not return an integer") },
+      { function() lio.read({ getfd = function() return -1.0 end }, 1) end,
+        bad(1, "read", "getfd%(%) returned an fd out of range") },
+      { function() lio.read({ getfd = function() return 2.0 ^ 32 + n end }, 1) end,
+        bad(1, "read", "getfd%(%) returned an fd out of range") },
+      { function() lio.read(n + 0.5, 1) end,
+        bad(1, "read", "number has no integer representation") },
+      { function() lio.read(2.0 ^ 32 + n, 1) end,
+        bad(1, "read", "out of range %[0, 2147483647%]") },
+    }
+    for i, row in ipairs(rows) do
+      local ok, err = pcall(row[1])
+      assert.is_false(ok, "row " .. i)
+      assert.matches(row[2], err, nil, false, "row " .. i)
+    end
+    -- nothing above wrote to or read from the pipe
+    assert.is_true(lio.set_nonblocking(r, true))
+    assert_fail(E.EAGAIN, lio.read(r, 1))
   end)
 
   it("leak no fd across 200 failing calls", function()

@@ -1,7 +1,8 @@
 -- lepoll.net: sockets (INET, INET6, UNIX; stream and datagram).
 local net = require "lepoll.net"
-local has_epoll, epoll = pcall(require, "lepoll.epoll")
+local epoll = require "lepoll.epoll"
 local files = require "support.files"
+local process = require "support.process"
 local cleanup = require "support.cleanup"
 local assert_fail = require("support.result").assert_fail
 
@@ -36,22 +37,14 @@ local fdflags, fdcount = files.fdflags, files.count_fds
 local O_NONBLOCK, O_CLOEXEC = 2048, 524288  -- 04000, 02000000 (asm-generic)
 local mypid = files.pid()
 
--- Bounded wait until fd is writable: epoll if built, else poll the peer.
+-- Wait (bounded) until fd is writable: true, or false on timeout.
 local function wait_writable(fd)
-  if has_epoll then
-    local ep = assert(epoll.create())
-    local evs = epoll.events(1)
-    assert(ep:add(fd, 1, epoll.OUT))
-    local n = ep:wait(evs, 2000)
-    local _, flags = evs:get(1)
-    ep:close()
-    return n == 1 and flags & epoll.OUT ~= 0
-  end
-  local deadline = os.time() + 3
-  repeat
-    if net.getpeername(fd) then return true end
-  until os.time() > deadline
-  return false
+  local ep <close> = assert(epoll.create())
+  local evs = epoll.events(1)
+  assert(ep:add(fd, 1, epoll.OUT))
+  if assert(ep:wait(evs, 10000)) ~= 1 then return false end
+  local _, flags = evs:get(1)
+  return flags & epoll.OUT ~= 0
 end
 
 -- Is there an IPv6 loopback here? Checked, not assumed.
@@ -188,7 +181,6 @@ describe("net.bind", function()
   end)
 
   it("fails with ENOTSOCK on an fd that is no socket", function()
-    if not has_epoll then return pending("lepoll.epoll not built") end
     local ep = track(assert(epoll.create()))
     assert_fail(E.ENOTSOCK, net.bind(ep, "127.0.0.1", 0))
   end)
@@ -713,7 +705,13 @@ describe("bad arguments", function()
         "closed lepoll.Fd" },
       { "getsockname bool", function() return net.getsockname(true) end, "#1.-fd expected" },
       { "getpeername -5", function() return net.getpeername(-5) end, "#1.-range" },
-      { "shutdown how", function() return net.shutdown(s, "x") end, "#2.-invalid option" },
+      { "shutdown how", function() return net.shutdown(s, "x") end, "#2.-invalid option 'x'" },
+      { "shutdown how NUL", function() return net.shutdown(s, "w\0junk") end,
+        "#2.-invalid option 'w' %(a zero byte follows%)" },
+      { "shutdown how rw NUL", function() return net.shutdown(s, "rw\0") end,
+        "#2.-invalid option 'rw' %(a zero byte follows%)" },
+      { "shutdown how number", function() return net.shutdown(s, 1) end,
+        "#2.-string expected, got number" },
       { "shutdown none", function() return net.shutdown(s) end, "#2.-string expected" },
       { "shutdown closed", function() return net.shutdown(closed, "w") end, "closed lepoll.Fd" },
       { "setsockopt name", function() return net.setsockopt(s, "nope", true) end,
@@ -748,7 +746,23 @@ describe("bad arguments", function()
       { "send number", function() return net.send(s, 42) end, "#2.-string expected" },
       { "send i 1.5", function() return net.send(s, "x", 1.5) end,
         "#3.-integer representation" },
-      { "send j str", function() return net.send(s, "x", 1, "y") end, "#4.-number expected" },
+      { "send j str", function() return net.send(s, "x", 1, "y") end,
+        "#4.-integer expected, got string" },
+      { "send i numeric str", function() return net.send(s, "x", "1") end,
+        "#3.-integer expected, got string" },
+      { "send j numeric str", function() return net.send(s, "x", 1, "-1") end,
+        "#4.-integer expected, got string" },
+      { "send nan", function() return net.send(s, 0 / 0) end, "#2.-string expected, got number" },
+      { "send getfd number", function() return net.send({ getfd = 42 }, "x") end,
+        "#1.-getfd is a number, not a function" },
+      { "recv fileno string", function() return net.recv({ getfd = false, fileno = "x" }, 1) end,
+        "#1.-fileno is a string, not a function" },
+      { "recv getfd 3.5", function() return net.recv({ getfd = function() return 3.5 end }, 1) end,
+        "#1.-getfd%(%) did not return an integer" },
+      { "recv getfd -1.0",
+        function() return net.recv({ getfd = function() return -1.0 end }, 1) end,
+        "#1.-getfd%(%) returned an fd out of range" },
+      { "recv 3.5", function() return net.recv(3.5, 1) end, "#1.-integer representation" },
       { "send closed", function() return net.send(closed, "x") end, "closed lepoll.Fd" },
       { "recv max 0", function() return net.recv(s, 0) end, "#2.-range" },
       { "recv max -1", function() return net.recv(s, -1) end, "#2.-range" },
@@ -790,6 +804,36 @@ describe("bad arguments", function()
     end
   end)
 
+  it("takes integral floats as fds, directly and from getfd() or fileno()", function()
+    local shapes = {
+      function(o) return o:fileno() + 0.0 end,
+      function(o) return { getfd = function() return o:fileno() + 0.0 end } end,
+      function(o) return { fileno = function() return o:fileno() + 0.0 end } end,
+    }
+    for i, as in ipairs(shapes) do
+      local l = sock(net.INET, net.STREAM)
+      assert.is_true(net.setsockopt(as(l), "reuseaddr", true), i)
+      assert.is_true(net.getsockopt(as(l), "reuseaddr"), i)
+      assert.is_true(net.bind(as(l), "127.0.0.1", 0), i)
+      assert.is_true(net.listen(as(l)), i)
+      local h, p = net.getsockname(as(l))
+      local c = sock(net.INET, net.STREAM)
+      assert.is_true(net.connect(as(c), h, p), i)
+      local a = track(assert(net.accept(as(l))))
+      assert.same({ net.getsockname(c) }, { net.getpeername(as(a)) }, i)
+      assert.equal(2, net.send(as(c), "hi"), i)
+      assert.equal("hi", net.recv(as(a), 10), i)
+      assert.is_true(net.shutdown(as(c), "w"), i)
+      assert.equal("", net.recv(as(a), 10), i)
+      local r = sock(net.INET, net.DGRAM)
+      assert.is_true(net.bind(r, "127.0.0.1", 0))
+      local rh, rp = net.getsockname(r)
+      local u = sock(net.INET, net.DGRAM)
+      assert.equal(2, net.sendto(as(u), "dg", rh, rp), i)
+      assert.equal("dg", (net.recvfrom(as(r), 10)), i)
+    end
+  end)
+
   it("never acts on fd 3 for 2^32+3", function()
     local ok = pcall(net.getsockopt, 2 ^ 32 + 3, "type")
     assert.is_false(ok)
@@ -805,6 +849,48 @@ describe("bad arguments", function()
     assert.equal("ok", net.recv(viafileno, 10))
     assert.equal(2, net.send(a:fileno(), "ok"))
     assert.equal("ok", net.recv(b:fileno(), 10))
+    -- getfd false: fileno is used
+    local skip = { getfd = false, fileno = function() return b:fileno() end }
+    assert.equal(2, net.send(a, "ok"))
+    assert.equal("ok", net.recv(skip, 10))
+  end)
+end)
+
+describe("a getfd() that calls back into lepoll.net", function()
+  -- Each call's fileno() makes the same call again on the same object: the
+  -- recursion must stop at Lua's C-call limit as a catchable error on a
+  -- C stack as small as stock Lua needs for it (recv's 16 KiB buffer is
+  -- never live while fileno() runs). One child process per call.
+  it("ends in a Lua 'stack overflow' error on a 256 KiB C stack", function()
+    local script = files.tmpfile([=[
+      local net = require "lepoll.net"
+      local calls = {
+        recv = function(o) return net.recv(o, 1) end,
+        ["recv big"] = function(o) return net.recv(o, 100000) end,
+        recvfrom = function(o) return net.recvfrom(o, 1) end,
+        send = function(o) return net.send(o, "x") end,
+        sendto = function(o) return net.sendto(o, "x", "127.0.0.1", 9) end,
+        accept = function(o) return net.accept(o) end,
+        getsockname = function(o) return net.getsockname(o) end,
+        getsockopt = function(o) return net.getsockopt(o, "error") end,
+      }
+      local call = assert(calls[arg[1]])
+      local obj = { fileno = function(self) return call(self) end }
+      local ok, err = pcall(call, obj)
+      print(ok, (tostring(err):match("stack overflow")))
+    ]=])
+    finally(function() os.remove(script) end)
+    for _, name in ipairs { "recv", "recv big", "recvfrom", "send", "sendto", "accept",
+                            "getsockname", "getsockopt" } do
+      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
+        .. process.lua_command() .. " " .. process.shquote(script) .. " "
+        .. process.shquote(name)))
+      local rest, how, code = p:wait()
+      local err = p:stderr()
+      p:close()
+      assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
+      assert.same({ "exit", 0 }, { how, code }, name)
+    end
   end)
 end)
 
