@@ -295,6 +295,11 @@ local function fail(c, err, en)
   if not x.error_message then
     x.error_message, x.error_errno = err, en or false
   end
+  local t = c[READER]
+  if t then  -- a parked reader learns it now (Conn:read finds the errno)
+    c[READER] = false
+    c[CONFIG].loop:_schedule(t, x.error_message)
+  end
   if c[STATE] <= ENDED then c[STATE] = ENDED end
   return x.error_message, x.error_errno or nil
 end
@@ -499,7 +504,11 @@ function M.dispatch(loop, evs, n)
             if s then
               local len = #s
               if len == 0 then
+                -- end of stream, or a socket error already recorded
+                -- (another path's send got it, the recv sees only EOF)
                 c[STATE], s, err = ENDED, nil, "closed"
+                local e = c[EXTRAS]
+                if e and e.error_message then err, en = e.error_message, e.error_errno or nil end
               elseif fl & HUPMASK ~= 0 then
                 c[STATE] = ENDED  -- end of stream or an error is a state, not an edge
               elseif len < want and fl & PRI == 0 then
@@ -757,6 +766,8 @@ function Conn:read(max)
         local len = #s
         if len == 0 then
           self[STATE] = ENDED
+          local x = self[EXTRAS]
+          if x and x.error_message then return nil, x.error_message, x.error_errno or nil end
           return nil, "closed"
         end
         -- a short read drained the socket: the next data brings an edge,
@@ -809,6 +820,10 @@ function Conn:read(max)
   -- the loop always passes data or a reason: this is a coroutine of the
   -- script's own, resumed by the script
   if not w then error(NOTCO, 2) end
+  if not en then  -- woken by an error another path recorded (fail)
+    local x = self[EXTRAS]
+    if x and x.error_message == w then return nil, w, x.error_errno or nil end
+  end
   return nil, w, en
 end
 
