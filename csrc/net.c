@@ -706,6 +706,47 @@ static int net_recvfrom(lua_State *L) {
   return n == 1 ? 1 + net_pushaddr(L, &a) : n;
 }
 
+/***
+ * The byte length of data as `send` takes it, checked for a Lua function
+ * that sends its own argument: a string's length, or the length of a
+ * number's string form. Anything else raises `bad argument #arg to 'f'
+ * (string expected, got T)`, where f is the Lua function that called
+ * `datalen` (or fname) and the error points at the line that called f
+ * (as a C function's own argument errors do): the framework's
+ * `conn:write` checks its argument with it, once per call, at the cost
+ * of `string.len`.
+ * @function datalen
+ * @param s the data
+ * @tparam[opt=1] integer arg the argument number the error names
+ * @tparam[opt] string fname the function name the error names (default:
+ *   the name the calling function was called by)
+ * @treturn integer bytes
+ */
+static int net_datalen(lua_State *L) {
+  size_t len;
+  int t = lua_type(L, 1);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    (void)lua_tolstring(L, 1, &len);  /* a number turns into its string here only */
+    lua_pushinteger(L, (lua_Integer)len);
+    return 1;
+  }
+  {
+    lua_Integer arg = lp_optrange(L, 2, 1, 255, 1);
+    const char *fname = luaL_optstring(L, 3, NULL);
+    lua_Debug ar;
+    if (fname == NULL) {
+      fname = "?";
+      if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "n", &ar) && ar.name != NULL)
+        fname = ar.name;
+    }
+    luaL_where(L, 2);  /* the caller of the function that called us */
+    lua_pushfstring(L, "bad argument #%d to '%s' (string expected, got %s)",
+                    (int)arg, fname, luaL_typename(L, 1));
+    lua_concat(L, 2);
+    return lua_error(L);
+  }
+}
+
 /* ---- the module ------------------------------------------------------- */
 
 /* lepoll.net has no type of its own (sockets are lepoll.Fd, whose methods
@@ -727,6 +768,7 @@ static const luaL_Reg net_funcs[] = {
   {"recv",        net_recv},
   {"sendto",      net_sendto},
   {"recvfrom",    net_recvfrom},
+  {"datalen",     net_datalen},
   {NULL, NULL}
 };
 

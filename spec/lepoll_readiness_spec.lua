@@ -100,14 +100,22 @@ describe("a short read that is not drained", function()
   end)
 
   it("fds sent to a unix connection are closed by the kernel, not leaked here", function()
-    local before = select(2, require("support.files").fds())
+    local lfs = require "lfs"
+    local function count_fds()
+      local n = 0
+      for name in lfs.dir("/proc/self/fd") do
+        if name:match("^%d+$") then n = n + 1 end
+      end
+      return n
+    end
+    local before = count_fds()
     local path = tmppath()
     local r = second_line({ path = path },
       "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(8)]\n"
       .. "s.sendmsg([b'X'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))])\n"
       .. "s.send(b'\\n')")
     assert.same({ "X" }, r)
-    assert.equal(before, select(2, require("support.files").fds()))
+    assert.equal(before, count_fds())
   end)
 end)
 

@@ -520,7 +520,7 @@ function M.dispatch(loop, evs, n)
             elseif en == EAGAIN then
               goto next  -- a stale hint: keep waiting
             else
-              c[STATE] = ENDED
+              c[READER] = false  -- this reader hears of it below, not from fail()
               err, en = fail(c, err, en)
             end
             c[READER] = false
@@ -961,12 +961,12 @@ end
 
 
 do
-  -- string.len, under the name its argument errors must carry: a string
-  -- or a number passes, anything else raises "bad argument #1 to 'write'
-  -- (string expected, got ...)"; s .. "" then turns a number into its
+  -- string.len as net.datalen: a string or a number passes, anything
+  -- else raises "bad argument #1 to 'write' (string expected, got ...)"
+  -- at the line that called write; s .. "" then turns a number into its
   -- string and is s itself for a string (no allocation). A type() call
   -- would cost a string-cache lookup and a strcmp on every write.
-  local write = string.len
+  local datalen = net.datalen
 
   --- Write s (one string; a number is converted). Returns true once s is
   -- sent or queued; queued output never exceeds the hwm option: above it
@@ -974,7 +974,7 @@ do
   -- message, errno on failure. Outside a task (a callback) it never
   -- waits: see write_slow.
   function Conn:write(s, extra)
-    local len = write(s)
+    local len = datalen(s, 1, "write")
     if extra ~= nil then bad("write", 2, "no value expected, got " .. type(extra)) end
     s = s .. ""
     if self[STATE] > ENDED then return nil, "closed" end
