@@ -126,6 +126,7 @@ function M.sleep(loop, sec)
     task = t }, Sleep)
   heap_push(loop.heap, node)
   loop.nactive = loop.nactive + 1
+  loop:_work_added()
   return co_yield(WAIT)
 end
 

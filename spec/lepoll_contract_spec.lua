@@ -1,0 +1,304 @@
+-- lepoll framework: behaviour docs/framework.md promises, each found
+-- wrong once with outside clients: read_timeout bounds a whole call, the
+-- host protocol's fd wakes for work added between steps, a shutdown does
+-- not wait for idle readers, accept pauses are reported once, a write
+-- from a callback never sends half and raises, and a close while output
+-- lingers keeps it.
+local lepoll = require "lepoll"
+local epoll = require "lepoll.epoll"
+local net = require "lepoll.net"
+local process = require "support.process"
+local client = require "support.client"
+
+local BOUND = client.WAIT_MS / 1000
+local SLOW = os.getenv("LEPOLL_SANITIZED") == "valgrind" and 4 or 1
+
+local function step_until(loop, pred, what, seconds)
+  local deadline = lepoll.now() + (seconds or BOUND)
+  while not pred() do
+    if lepoll.now() > deadline then error("timed out waiting for " .. what, 2) end
+    loop:step(0.01)
+  end
+end
+
+-- A loop with one listener whose handler is fn(conn, loop), and a client
+-- socket connected to it. Returns loop, the client socket, the server.
+local function served(opts, fn)
+  local loop = lepoll.loop()
+  finally(function() loop:close() end)
+  opts.port = 0
+  local server = assert(loop:listen(opts, function(conn) return fn(conn, loop) end))
+  local _, port = server:address()
+  local c = client.connect(port)
+  finally(function() getmetatable(c).__close(c) end)
+  step_until(loop, function() return server:stats().accepted == 1 end, "accept")
+  return loop, c, server
+end
+
+-- Everything the client socket c receives until the server closes.
+local function drain(loop, c)
+  local got = {}
+  local deadline = lepoll.now() + BOUND
+  while lepoll.now() < deadline do
+    local s, _, en = net.recv(c, 65536)
+    if s == "" then return table.concat(got) end
+    if s then got[#got + 1] = s
+    elseif en ~= net.errno.EAGAIN then error("recv: " .. tostring(en)) end
+    loop:step(0.001)
+  end
+  error("the server did not close")
+end
+
+describe("read_timeout", function()
+  it("bounds a whole readline, not each byte of it", function()
+    local got, t0, t1
+    local loop, c = served({ read_timeout = 0.5 * SLOW }, function(conn)
+      t0 = lepoll.now()
+      got = { conn:readline() }
+      t1 = lepoll.now()
+    end)
+    -- a byte every 0.1 s: each read is quick, the line never ends
+    local deadline = lepoll.now() + 4 * SLOW
+    while not got and lepoll.now() < deadline do
+      net.send(c, "x")
+      local until_ = lepoll.now() + 0.1 * SLOW
+      while not got and lepoll.now() < until_ do loop:step(0.01) end
+    end
+    assert.same({ nil, "timeout" }, got)
+    assert.is_true(t1 - t0 < 1.2 * SLOW, "took " .. (t1 - t0))
+  end)
+
+  it("bounds a whole readn", function()
+    local got, t0, t1
+    local loop, c = served({ read_timeout = 0.5 * SLOW }, function(conn)
+      t0 = lepoll.now()
+      got = { conn:readn(100) }
+      t1 = lepoll.now()
+      got.rest = conn:read()  -- what arrived stays buffered
+    end)
+    local deadline = lepoll.now() + 4 * SLOW
+    while not got and lepoll.now() < deadline do
+      net.send(c, "y")
+      local until_ = lepoll.now() + 0.1 * SLOW
+      while not got and lepoll.now() < until_ do loop:step(0.01) end
+    end
+    assert.same({ nil, "timeout" }, { got[1], got[2] })
+    assert.is_true(t1 - t0 < 1.2 * SLOW, "took " .. (t1 - t0))
+    assert.matches("^y+$", got.rest)
+  end)
+
+  it("still lets each read of a call wait its idle_timeout afresh", function()
+    local got
+    local loop, c = served({ idle_timeout = 0.3 * SLOW }, function(conn)
+      got = { conn:readline() }
+    end)
+    -- progress every 0.1 s keeps an idle timeout from firing, for 0.8 s
+    for _ = 1, 8 do
+      net.send(c, "z")
+      local until_ = lepoll.now() + 0.1 * SLOW
+      while lepoll.now() < until_ do loop:step(0.01) end
+    end
+    net.send(c, "\n")
+    step_until(loop, function() return got end, "the line")
+    assert.same({ "zzzzzzzz" }, got)
+  end)
+end)
+
+describe("the host protocol", function()
+  -- Whether loop:fileno() is readable within ms, polled from outside.
+  local function readable(loop, ms)
+    local ep <close> = assert(epoll.create())
+    assert(ep:add(loop:fileno(), 1, epoll.IN))
+    local evs = epoll.events(1)
+    return assert(ep:wait(evs, ms)) == 1
+  end
+
+  it("makes fileno() readable for a timer added between steps", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    loop:step(0)
+    assert.is_false(readable(loop, 0))
+    local fired = false
+    loop:after(0.05, function() fired = true end)
+    assert.is_true(readable(loop, 2000))
+    loop:step(0)
+    assert.is_true(fired)
+  end)
+
+  it("makes fileno() readable for a coroutine made ready between steps", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    loop:step(0)
+    local ran = 0
+    loop:spawn(function()
+      ran = 1
+      loop:sleep(0)  -- ready again at once: the next step runs it
+      ran = 2
+    end)
+    assert.equal(1, ran)
+    assert.is_true(readable(loop, 0))
+    loop:step(0)
+    assert.equal(2, ran)
+  end)
+
+  it("makes fileno() readable for a sleep begun between steps", function()
+    local loop = lepoll.loop()
+    finally(function() loop:close() end)
+    loop:step(0)
+    local woke = false
+    loop:spawn(function()
+      loop:sleep(0.05)
+      woke = true
+    end)
+    assert.is_true(readable(loop, 2000))
+    loop:step(0)
+    assert.is_true(woke)
+  end)
+end)
+
+describe("a graceful shutdown", function()
+  it("does not wait for a handler parked in read on an idle connection", function()
+    local got
+    local loop = served({}, function(conn)
+      got = { conn:read() }
+    end)
+    loop:after(0.01, function() loop:shutdown(10) end)
+    local t0 = lepoll.now()
+    assert.is_true(loop:run())
+    assert.is_true(lepoll.now() - t0 < 2, "took " .. (lepoll.now() - t0))
+    assert.same({ nil, "shutdown" }, got)
+  end)
+
+  it("tells a handler busy elsewhere at its next read that would wait, once", function()
+    local got = {}
+    local loop, c = served({}, function(conn, lp)
+      lp:sleep(0.05)               -- busy when the shutdown begins
+      got[1] = { conn:read() }     -- the news
+      got[2] = { conn:read() }     -- then a read waits as usual
+      conn:write("bye\n")
+    end)
+    loop:after(0.01, function() loop:shutdown(10) end)
+    loop:after(0.2, function() net.send(c, "late data") end)
+    assert.is_true(loop:run())
+    assert.same({ nil, "shutdown" }, got[1])
+    assert.same({ "late data" }, got[2])
+    assert.equal("bye\n", net.recv(c, 100))
+  end)
+
+  it("gives data that is there, not the news", function()
+    local got
+    local loop, c = served({}, function(conn, lp)
+      lp:sleep(0.05)
+      got = { conn:read() }
+    end)
+    net.send(c, "hello")
+    loop:after(0.01, function() loop:shutdown(10) end)
+    assert.is_true(loop:run())
+    assert.same({ "hello" }, got)
+  end)
+end)
+
+describe("accept pauses", function()
+  it("are reported once when they begin and once when they end, with their count", function()
+    -- a child with 20 fds: the listener runs out, the backlog waits
+    local script = [[
+      local lepoll = require "lepoll"
+      local net = require "lepoll.net"
+      local lines = {}
+      lepoll.set_logger(function(m) lines[#lines + 1] = m end)
+      local loop = lepoll.loop()
+      local conns = {}
+      local server = assert(loop:listen({ port = 0, accept_backoff = 0.02 }, function(c)
+        conns[#conns + 1] = c
+        c:read()
+      end))
+      local _, port = server:address()
+      local clients = {}
+      for _ = 1, 30 do
+        local s = net.socket(net.INET, net.STREAM, net.NONBLOCK)
+        if not s then break end
+        net.connect(s, "127.0.0.1", port)
+        clients[#clients + 1] = s
+      end
+      -- a while: the listener keeps hitting EMFILE
+      local t = lepoll.now() + 0.5
+      while lepoll.now() < t do loop:step(0.01) end
+      -- free every fd we hold: the backlog's connections get accepted
+      for _, c in ipairs(conns) do c:close() end
+      for _, s in ipairs(clients) do s:close() end
+      t = lepoll.now() + 0.5
+      while lepoll.now() < t do loop:step(0.01) end
+      for _, l in ipairs(lines) do print(l) end
+      os.exit(0)
+    ]]
+    local out, ok = process.sh("ulimit -n 24 && " .. process.lua_command() .. " -e "
+      .. process.shquote(script))
+    assert.is_true(ok, out)
+    local pauses, resumes = 0, 0
+    for line in out:gmatch("[^\n]+") do
+      if line:find("pausing accepts", 1, true) then pauses = pauses + 1 end
+      if line:find("accepting again after", 1, true) then
+        resumes = resumes + 1
+        local n = tonumber(line:match("after (%d+) pause"))
+        assert.is_true(n and n > 1, line)
+      end
+    end
+    assert.equal(1, pauses, out)
+    assert.equal(1, resumes, out)
+  end)
+end)
+
+describe("a write from a callback", function()
+  it("that would have to wait and has sent nothing raises, sending nothing", function()
+    local conn
+    local loop, c = served({ hwm = 1024 }, function(cn, lp)
+      conn = cn
+      assert(cn:setoption("sndbuf", 4096))
+      -- fill the kernel and the queue from the handler
+      while cn:pending() == 0 do assert(cn:write(string.rep("a", 4096))) end
+      lp:sleep(1000)
+    end)
+    step_until(loop, function() return conn and conn:pending() > 0 end, "the queue")
+    local before = conn:pending()
+    local err
+    loop:after(0, function()
+      local ok, e = pcall(conn.write, conn, string.rep("b", 8192))
+      err = ok and "no error" or e
+    end)
+    step_until(loop, function() return err end, "the timer")
+    assert.matches("conn:write must be called from a coroutine", err)
+    assert.equal(before, conn:pending())
+    -- what the client gets is the handler's a's only
+    conn:close()
+    assert.matches("^a+$", drain(loop, c))
+  end)
+
+  it("that the kernel took a part of is queued whole, beyond hwm", function()
+    local conn
+    local loop, c = served({ hwm = 16 }, function(cn, lp)
+      conn = cn
+      assert(cn:setoption("sndbuf", 4096))  -- the kernel takes a part, not all
+      lp:sleep(1000)
+    end)
+    local data = string.rep("0123456789", 100000)  -- 1 MB: more than the kernel takes
+    local ok
+    loop:after(0, function() ok = conn:write(data) end)
+    step_until(loop, function() return ok ~= nil end, "the timer")
+    assert.is_true(ok)
+    assert.is_true(conn:pending() > 16)
+    conn:close()
+    assert.equal(data, drain(loop, c))
+  end)
+end)
+
+describe("close while output is queued", function()
+  it("keeps flushing when the handler returns after close()", function()
+    local data = string.rep("x", 4 * 1048576)
+    local loop, c = served({ hwm = 8 * 1048576 }, function(conn)
+      assert(conn:write(data))
+      assert.is_true(conn:pending() > 0)
+      conn:close()  -- lingers; the handler's end closes it again
+    end)
+    assert.equal(#data, #drain(loop, c))
+  end)
+end)
