@@ -9,6 +9,7 @@ local epoll = require "lepoll.epoll"
 local net = require "lepoll.net"
 local process = require "support.process"
 local client = require "support.client"
+local invariants = require "support.invariants"
 
 local BOUND = client.WAIT_MS / 1000
 local SLOW = os.getenv("LEPOLL_SANITIZED") == "valgrind" and 4 or 1
@@ -18,6 +19,7 @@ local function step_until(loop, pred, what, seconds)
   while not pred() do
     if lepoll.now() > deadline then error("timed out waiting for " .. what, 2) end
     loop:step(0.01)
+    invariants.check(loop)
   end
 end
 

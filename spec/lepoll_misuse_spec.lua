@@ -5,6 +5,7 @@ local lepoll = require "lepoll"
 local net = require "lepoll.net"
 local lfs = require "lfs"
 local client = require "support.client"
+local invariants = require "support.invariants"
 
 local THIS = "spec/lepoll_misuse_spec.lua"
 local BOUND = client.WAIT_MS / 1000
@@ -43,6 +44,7 @@ local function step_until(loop, pred, what)
   while not pred() do
     if lepoll.now() > deadline then error("timed out waiting for " .. what, 2) end
     loop:step(0.01)
+    invariants.check(loop)
   end
 end
 

@@ -9,6 +9,7 @@ local lepoll = require "lepoll"
 local net = require "lepoll.net"
 local process = require "support.process"
 local client = require "support.client"
+local invariants = require "support.invariants"
 
 local BOUND = client.WAIT_MS / 1000
 
@@ -18,6 +19,7 @@ local function step_until(loop, pred, seconds, what)
   while not pred() do
     if lepoll.now() > deadline then error("timed out waiting for " .. (what or "it"), 2) end
     loop:step(0.01)
+    invariants.check(loop)
   end
 end
 

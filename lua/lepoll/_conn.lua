@@ -249,38 +249,59 @@ end
 -- The extras ---------------------------------------------------------------
 
 -- A connection's extras: what only some connections need, made on first
--- use (by then the connection is registered with epoll). It is also the
+-- use (by then the connection is registered with epoll) for a reason:
+-- "deadline", "timeouts", "unix", "writer", "queue", "error", "urgent",
+-- "shutdown" or "peer". It is also the
 -- connection's heap node (lepoll._heap): at, seq, heap_index, _expire.
 -- _expire is a field, not a metatable's: this runs deep in a handler's
 -- coroutine, where a C call (setmetatable) could grow its stack.
 local expire
 
-local function xnode(c)
+local function xnode(c, why)
   local x = c[EXTRAS]
   if not x then
     x = {
       conn = c,
+      made_for = why,            -- what first needed them (specs check it)
       outq = false,              -- output the kernel did not take yet
       writer = false,            -- the task parked in write/flush/connect
       writer_holds_rest = false, -- that writer keeps bytes not yet queued
       read_deadline = false,     -- the parked reader's deadline
       read_deadline_idle = false,  -- ... is the idle timeout's
       read_call_deadline = false,  -- the read_timeout of a readline/readn call
-      write_deadline = false,    -- the parked writer's deadline
+      write_deadline = false,    -- the parked writer's deadline; while
+                                 -- CLOSING, when the lingering close gives up
       write_deadline_idle = false,
-      linger_until = false,      -- the end of a lingering close
-      peer_host = false,         -- whom an outbound connection called
-      peer_port = false,
-      error_message = false,     -- the first socket error, reported by
-      error_errno = false,       -- every later operation
-      shutdown_told = false,     -- a read already said "shutdown"
       -- a short read proves nothing: read until EAGAIN (see "Readiness")
       short_reads_unsafe = not c[CONFIG].short_reads_drain,
+      rare = false,              -- what few connections need (rare())
       at = 0, seq = 0, heap_index = false, _expire = expire,
     }
+    -- 16 fields: one more would double the hash part (and the RSS of an
+    -- idle connection with a timeout)
     c[EXTRAS] = x
   end
   return x
+end
+
+-- What few connections need, in a table of its own: whom an outbound
+-- connection called (peer_host, peer_port), the first socket error
+-- (error_message, error_errno: every later operation reports it), and
+-- whether a read already said "shutdown" (shutdown_told).
+local function rare(x)
+  local r = x.rare
+  if not r then
+    r = { peer_host = false, peer_port = false, error_message = false,
+      error_errno = false, shutdown_told = false }
+    x.rare = r
+  end
+  return r
+end
+
+-- The recorded socket error of extras x, if any: message, errno.
+local function recorded(x)
+  local r = x and x.rare
+  if r and r.error_message then return r.error_message, r.error_errno or nil end
 end
 
 -- Record the socket error err, en (the first one wins) and return the
@@ -291,17 +312,17 @@ local function fail(c, err, en)
   if c[EXTRAS] == nil and not register(c) then  -- extras imply registration
     return err, en
   end
-  local x = xnode(c)
-  if not x.error_message then
-    x.error_message, x.error_errno = err, en or false
+  local r = rare(xnode(c, "error"))
+  if not r.error_message then
+    r.error_message, r.error_errno = err, en or false
   end
   local t = c[READER]
   if t then  -- a parked reader learns it now (Conn:read finds the errno)
     c[READER] = false
-    c[CONFIG].loop:_schedule(t, x.error_message)
+    c[CONFIG].loop:_schedule(t, r.error_message)
   end
   if c[STATE] <= ENDED then c[STATE] = ENDED end
-  return x.error_message, x.error_errno or nil
+  return r.error_message, r.error_errno or nil
 end
 
 -- Deadlines ----------------------------------------------------------------
@@ -327,7 +348,7 @@ local function set_deadline(c, writer, dl, idle)
     end
     return
   end
-  x = x or xnode(c)
+  x = x or xnode(c, "deadline")
   if writer then
     x.write_deadline, x.write_deadline_idle = dl, idle
   else
@@ -358,7 +379,9 @@ register = function(c)
   local ok, err, en = cfg.loop.ep:add(fd, fd, REGFLAGS)
   if not ok then return nil, err, en end
   c[EXTRAS] = false
-  if cfg.reads_timed or not cfg.short_reads_drain then xnode(c) end
+  if cfg.reads_timed or not cfg.short_reads_drain then
+    xnode(c, cfg.reads_timed and "deadline" or "unix")
+  end
   return true
 end
 
@@ -374,7 +397,7 @@ local function wait_write(c, dl, idle, rest)
     local ok, err = register(c)
     if not ok then return err end
   end
-  local x = xnode(c)
+  local x = xnode(c, "writer")
   if x.writer then error(TWO_WRITERS, 3) end
   x.writer = t
   set_deadline(c, true, dl, idle)
@@ -433,7 +456,7 @@ local function enqueue(c, s, i)
     local ok, err, en = register(c)
     if not ok then return nil, err, en end
   end
-  local x = xnode(c)
+  local x = xnode(c, "queue")
   local q = x.outq
   if not q then
     q = { bytes = 0, head = 1, tail = 0, offset = 0 }
@@ -474,7 +497,7 @@ end
 -- mark with more data queued and no new edge, so from now on a short
 -- read on this connection proves nothing.
 local function urgent(c)
-  xnode(c).short_reads_unsafe = true
+  xnode(c, "urgent").short_reads_unsafe = true
 end
 
 --- Dispatch the n events of the loop's last wait (epoll data -> object):
@@ -507,8 +530,8 @@ function M.dispatch(loop, evs, n)
                 -- end of stream, or a socket error already recorded
                 -- (another path's send got it, the recv sees only EOF)
                 c[STATE], s, err = ENDED, nil, "closed"
-                local e = c[EXTRAS]
-                if e and e.error_message then err, en = e.error_message, e.error_errno or nil end
+                local m, e = recorded(c[EXTRAS])
+                if m then err, en = m, e end
               elseif fl & HUPMASK ~= 0 then
                 c[STATE] = ENDED  -- end of stream or an error is a state, not an edge
               elseif len < want and fl & PRI == 0 then
@@ -617,7 +640,7 @@ close = function(c, force)
   if not force and st <= ENDED and q and q.bytes > 0 then
     c[STATE] = CLOSING
     local dl = loop.now + c[CONFIG].linger
-    x.linger_until = dl
+    x.write_deadline = dl  -- no writer waits while CLOSING
     arm(x, dl, loop)
     return
   end
@@ -632,7 +655,7 @@ expire = function(x, loop, now)
   local st = c[STATE]
   if st == CLOSED then return end
   if st == CLOSING then
-    local dl = x.linger_until
+    local dl = x.write_deadline
     if dl > now then
       x.at = dl
       heap_push(loop.heap, x)
@@ -684,10 +707,11 @@ function M.tell_shutdown(c)
   if not c[CONFIG].server or x == nil or c[STATE] > ENDED then
     return  -- not registered: its first wait takes the slow path anyway
   end
-  x = xnode(c)  -- the read path checks for a shutdown where there are extras
+  x = xnode(c, "shutdown")  -- the read path checks for a shutdown where there are extras
   local t = c[READER]
-  if t and not c[INBUF] and not x.shutdown_told then
-    x.shutdown_told = true
+  local r = rare(x)
+  if t and not c[INBUF] and not r.shutdown_told then
+    r.shutdown_told = true
     c[READER] = false
     c[STATE] = DRAINED
     x.read_deadline = false
@@ -758,16 +782,16 @@ function Conn:read(max)
       end
       if st > ENDED then return nil, "closed" end
       if st == ENDED then
-        local x = self[EXTRAS]
-        if x and x.error_message then return nil, x.error_message, x.error_errno or nil end
+        local m, n = recorded(self[EXTRAS])
+        if m then return nil, m, n end
       end
       local s, err, en = recv(self[FD], max)
       if s then
         local len = #s
         if len == 0 then
           self[STATE] = ENDED
-          local x = self[EXTRAS]
-          if x and x.error_message then return nil, x.error_message, x.error_errno or nil end
+          local m, n = recorded(self[EXTRAS])
+          if m then return nil, m, n end
           return nil, "closed"
         end
         -- a short read drained the socket: the next data brings an edge,
@@ -787,16 +811,19 @@ function Conn:read(max)
         self[EXTRAS] = false
         -- timed reads keep their deadlines in the extras, as unix
         -- connections keep short_reads_unsafe (register(), inline)
-        if cfg.reads_timed or not cfg.short_reads_drain then xnode(self) end
+        if cfg.reads_timed or not cfg.short_reads_drain then
+          xnode(self, cfg.reads_timed and "deadline" or "unix")
+        end
       end
       self[STATE] = DRAINED
     end
     local cfg = self[CONFIG]
     local x = self[EXTRAS]
     if cfg.loop.in_shutdown and cfg.server then
-      x = x or xnode(self)
-      if not x.shutdown_told then
-        x.shutdown_told = true
+      x = x or xnode(self, "shutdown")
+      local r = rare(x)
+      if not r.shutdown_told then
+        r.shutdown_told = true
         return nil, "shutdown"
       end
     end
@@ -821,8 +848,8 @@ function Conn:read(max)
   -- script's own, resumed by the script
   if not w then error(NOTCO, 2) end
   if not en then  -- woken by an error another path recorded (fail)
-    local x = self[EXTRAS]
-    if x and x.error_message == w then return nil, w, x.error_errno or nil end
+    local m, n = recorded(self[EXTRAS])
+    if m == w then return nil, w, n end
   end
   return nil, w, en
 end
@@ -954,8 +981,8 @@ local function write_slow(c, s, i)
     local w = wait_write(c, dl, idle, true)
     if w then return nil, w end
     if c[STATE] > ENDED then return nil, "closed" end
-    x = c[EXTRAS]
-    if x and x.error_message then return nil, x.error_message, x.error_errno or nil end
+    local m, n = recorded(c[EXTRAS])
+    if m then return nil, m, n end
   end
 end
 
@@ -983,8 +1010,8 @@ do
       -- another coroutine's write waits with bytes not yet queued: these
       -- would overtake them
       if x.writer_holds_rest then error(TWO_WRITERS, 2) end
-      local err = x.error_message
-      if err then return nil, err, x.error_errno or nil end
+      local r = x.rare
+      if r and r.error_message then return nil, r.error_message, r.error_errno or nil end
       local q = x.outq
       if q and q.bytes > 0 then return write_slow(self, s, 1) end
     end
@@ -1008,7 +1035,8 @@ function Conn:flush()
   while true do
     if self[STATE] == CLOSED then return nil, "closed" end
     local x = self[EXTRAS]
-    if x and x.error_message then return nil, x.error_message, x.error_errno or nil end
+    local m, n = recorded(x)
+    if m then return nil, m, n end
     local q = x and x.outq
     if not q or q.bytes == 0 then return true end
     local ok, err, en = flush(self, q)
@@ -1065,7 +1093,8 @@ end
 -- gets nil, message, errno once the peer has gone (ENOTCONN).
 function Conn:peer()
   local x = self[EXTRAS]
-  if x and x.peer_host then return x.peer_host, x.peer_port or nil end
+  local r = x and x.rare
+  if r and r.peer_host then return r.peer_host, r.peer_port or nil end
   if self[STATE] == CLOSED then return nil, "closed" end
   return net.getpeername(self[FD])
 end
@@ -1109,7 +1138,7 @@ function Conn:set_timeouts(t)
   cfg.reads_timed = (cfg.read_timeout or cfg.idle_timeout) and true or false
   -- a registered connection without extras reads with no deadline
   -- bookkeeping (Conn:read): give it extras to keep them in
-  if cfg.reads_timed and self[EXTRAS] == false then xnode(self) end
+  if cfg.reads_timed and self[EXTRAS] == false then xnode(self, "timeouts") end
   return true
 end
 
@@ -1147,8 +1176,9 @@ function M.connected(c, host, port)
     local ok, err, en = register(c)
     if not ok then return nil, err, en end
   end
-  local x = xnode(c)
-  x.peer_host, x.peer_port = host, port or false
+  local x = xnode(c, "peer")
+  local r = rare(x)
+  r.peer_host, r.peer_port = host, port or false
   return true
 end
 
