@@ -576,42 +576,6 @@ describe("a raising handler's to-be-closed variables", function()
   end)
 end)
 
-describe("idle connections", function()
-  -- The coroutine (lua_State, its 40-slot stack, one CallInfo per live
-  -- frame), the connection table, the lepoll.Fd and a token slot: about
-  -- 1.45 KiB on x86-64 (3 KiB before the connection state moved into an
-  -- array part and the read path lost two frames).
-  it("cost less than 1.75 KiB of Lua heap each while their handlers wait in read", function()
-    local N = 500
-    with_loop(function(loop)
-      local server, port = serve(loop, echo_handler)
-      local clients = {}
-      for i = 1, N do clients[i] = false end
-      collectgarbage()
-      collectgarbage()
-      local before = collectgarbage("count")
-      for i = 1, N do
-        -- a plain blocking client: connect completes in the kernel's backlog
-        local s = assert(net.socket(net.INET, net.STREAM))
-        assert(net.connect(s, "127.0.0.1", port))
-        clients[i] = s
-        if i % 50 == 0 then loop:sleep(0) end
-      end
-      local deadline = lepoll.now() + 5
-      while server:stats().active < N and lepoll.now() < deadline do loop:sleep(0.005) end
-      assert.equal(N, server:stats().active)
-      collectgarbage()
-      collectgarbage()
-      -- the clients' own lepoll.Fd objects (36 bytes each) count too
-      local per = (collectgarbage("count") - before) * 1024 / N
-      for i = 1, N do clients[i]:close() end
-      while server:stats().active > 0 and lepoll.now() < deadline do loop:sleep(0.005) end
-      server:close()
-      assert.is_true(per < 1792, ("%.0f bytes per idle connection"):format(per))
-    end, 10)
-  end)
-end)
-
 describe("timeouts", function()
   it("closes an idle connection", function()
     with_loop(function(loop)
