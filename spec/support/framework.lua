@@ -195,6 +195,24 @@ function M.with_default_loop(fn)
   end)
 end
 
+--- Listen on 127.0.0.1, a free port, with handler and the other listen
+-- options in opts: returns the server and its port.
+function M.serve(loop, handler, opts)
+  opts = opts or {}
+  opts.port = 0
+  local server = assert(loop:listen(opts, handler))
+  local _, port = server:address()
+  return server, port
+end
+
+--- A handler that sends back what it reads until the peer closes.
+function M.echo(conn)
+  while true do
+    local data = conn:read()
+    if not data or not conn:write(data) then return end
+  end
+end
+
 --- One loop:step(timeout) (what a host's own loop calls), then the
 -- invariants. Returns step's result.
 function M.step(loop, timeout)
