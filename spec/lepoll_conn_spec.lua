@@ -1,50 +1,15 @@
 -- lepoll framework: connections (read, readline, readn, write with a
--- bounded buffer, flush, shutdown, close, timeouts, failing handlers),
--- with real clients over loopback in the same process.
-local lepoll = require "lepoll"
+-- bounded buffer, close, failing handlers, addresses, shutdown), with real
+-- clients over loopback in the same process. Timeouts are in
+-- lepoll_conn_timeout_spec.lua, outbound connect in lepoll_connect_spec.lua.
 local net = require "lepoll.net"
-
--- Run fn(loop) in a coroutine on a fresh loop until it returns; errors
--- (assertion failures included) come back out. Bounded by `limit` seconds.
-local function with_loop(fn, limit)
-  local loop = lepoll.loop()
-  local done, err = false, nil
-  loop:spawn(function()
-    local ok, e = xpcall(fn, debug.traceback, loop)
-    done = true
-    if not ok then err = e end
-    loop:stop()
-  end)
-  local guard = loop:after(limit or 5, function()
-    err = err or "timed out"
-    loop:stop()
-  end)
-  if not done then loop:run() end
-  guard:cancel()
-  loop:close()
-  if err then error(err, 0) end
-end
-
-local function echo_handler(conn)
-  while true do
-    local data = conn:read()
-    if not data or not conn:write(data) then return end
-  end
-end
-
-local function serve(loop, handler, opts)
-  opts = opts or {}
-  opts.port = 0
-  local server = assert(loop:listen(opts, handler))
-  local _, port = server:address()
-  return server, port
-end
+local h = require "support.framework"
 
 describe("conn:read", function()
   it("returns what arrived, up to n bytes, then nil, 'closed' at EOF", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local got = {}
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         got[#got + 1] = conn:read(3)
         got[#got + 1] = conn:read(100)
         local a, b = conn:read()
@@ -52,9 +17,9 @@ describe("conn:read", function()
       end)
       local c = assert(loop:connect("127.0.0.1", port))
       assert(c:write("abcdef"))
-      loop:sleep(0.05)
+      h.wait_until(loop, function() return #got == 2 end, nil, "both reads")
       c:close()
-      loop:sleep(0.05)
+      h.wait_until(loop, function() return #got == 3 end, nil, "the read at EOF")
       server:close()
       assert.equal("abc", got[1])
       assert.equal("def", got[2])
@@ -63,9 +28,9 @@ describe("conn:read", function()
   end)
 
   it("raises on a bad count", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local errs = {}
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         for _, v in ipairs({ 0, -1, 1.5, "x", true }) do
           local ok, e = pcall(conn.read, conn, v)
           errs[#errs + 1] = not ok and e:match("bad argument #1 to 'read'") ~= nil
@@ -80,24 +45,17 @@ describe("conn:read", function()
   end)
 
   it("returns nil, message, errno when the peer resets while it waits", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local r, reading
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         reading = true   -- nothing else runs until the read below waits
         r = { conn:read() }
       end)
       local c = assert(loop:connect("127.0.0.1", port))
-      for _ = 1, 100 do
-        if reading then break end
-        loop:sleep(0.01)
-      end
-      assert.is_true(reading)
+      h.wait_until(loop, function() return reading end, nil, "the handler's read")
       assert(c:setoption("linger", 0))
       c:close(true)     -- a reset
-      for _ = 1, 100 do
-        if r then break end
-        loop:sleep(0.01)
-      end
+      h.wait_until(loop, function() return r end, nil, "the read to fail")
       server:close()
       assert.is_nil(r[1])
       assert.equal(net.errno.ECONNRESET, r[3])
@@ -106,21 +64,18 @@ describe("conn:read", function()
   end)
 
   it("raises for a second reader and still serves the first", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local first, second
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         loop:spawn(function() first = { conn:read() } end)  -- waits for data
         second = { pcall(conn.read, conn) }
         conn:write("go")
-        while not first do loop:sleep(0.01) end
+        h.wait_until(loop, function() return first end, nil, "the first reader")
       end)
       local c = assert(loop:connect("127.0.0.1", port))
       assert.equal("go", c:read())
       c:write("data")
-      for _ = 1, 100 do
-        if first then break end
-        loop:sleep(0.01)
-      end
+      h.wait_until(loop, function() return first end, nil, "the first reader")
       c:close()
       server:close()
       assert.is_false(second[1])
@@ -130,41 +85,34 @@ describe("conn:read", function()
   end)
 
   it("outside a coroutine raises, and the connection still works", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local server = assert(loop:listen({ port = 0 }, function(conn)
-      local l = conn:read()
-      conn:write("got " .. l)
-      conn:read()
-    end))
-    local _, port = server:address()
-    local c
-    loop:spawn(function() c = assert(loop:connect("127.0.0.1", port)) end)
-    for _ = 1, 100 do
-      if c then break end
-      loop:step(0.01)
-    end
-    assert.truthy(c)
-    -- the server sends nothing before it hears from us: this read must wait
-    assert.error_matches(function() c:read() end, "outside a coroutine")
-    local got
-    loop:spawn(function()
-      c:write("x")
-      got = c:read()
+    h.with_loop(function(loop)
+      local server = assert(loop:listen({ port = 0 }, function(conn)
+        local l = conn:read()
+        conn:write("got " .. l)
+        conn:read()
+      end))
+      local _, port = server:address()
+      local c
+      loop:spawn(function() c = assert(loop:connect("127.0.0.1", port)) end)
+      h.wait_until(loop, function() return c end, nil, "the connect")
+      -- the server sends nothing before it hears from us: this read must wait
+      assert.error_matches(function() c:read() end, "outside a coroutine")
+      local got
+      loop:spawn(function()
+        c:write("x")
+        got = c:read()
+      end)
+      h.wait_until(loop, function() return got end, nil, "the reply")
+      assert.equal("got x", got)
+      c:close()
+      server:close()
     end)
-    for _ = 1, 200 do
-      if got then break end
-      loop:step(0.01)
-    end
-    assert.equal("got x", got)
-    c:close()
-    server:close()
   end)
 
   it("in a coroutine of the script's own, inside a handler, does not wait on the loop", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local first, second, later
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         local co = coroutine.create(function() return conn:read() end)
         first = { coroutine.resume(co) }   -- the read yields to this resume
         second = { coroutine.resume(co) }  -- and raises when resumed by the script
@@ -172,11 +120,8 @@ describe("conn:read", function()
         conn:write("got " .. later)
       end)
       local c = assert(loop:connect("127.0.0.1", port))
-      for _ = 1, 100 do  -- no data before the handler has tried
-        if second then break end
-        loop:sleep(0.01)
-      end
-      assert.truthy(second)
+      -- no data before the handler has tried
+      h.wait_until(loop, function() return second end, nil, "the second resume")
       c:write("data")
       assert.equal("got data", c:read())
       c:close()
@@ -188,31 +133,31 @@ describe("conn:read", function()
   end)
 
   it("must be called from a coroutine", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local server = assert(loop:listen({ port = 0 }, function() end))
-    local _, port = server:address()
-    local s = assert(net.socket(net.INET, net.STREAM))
-    finally(function() s:close() end)
-    assert(net.connect(s, "127.0.0.1", port))
-    assert.error_matches(function() loop:connect("127.0.0.1", port) end,
-      "must be called from a coroutine")
+    h.with_loop(function(loop)
+      local server = assert(loop:listen({ port = 0 }, function() end))
+      local _, port = server:address()
+      local s = h.defer(assert(net.socket(net.INET, net.STREAM)))
+      assert(net.connect(s, "127.0.0.1", port))
+      assert.error_matches(function() loop:connect("127.0.0.1", port) end,
+        "must be called from a coroutine")
+    end)
   end)
 end)
 
 describe("conn:readline", function()
   it("splits lines, strips \\n and \\r\\n, keeps the rest for read", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local got = {}
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         for _ = 1, 3 do got[#got + 1] = conn:readline() end
         got[#got + 1] = conn:read()
       end)
       local c = assert(loop:connect("127.0.0.1", port))
       assert(c:write("one\r\ntw"))
-      loop:sleep(0.02)
+      -- "tw" has arrived with "one": the next line comes in two parts
+      h.wait_until(loop, function() return #got == 1 end, nil, "the first line")
       assert(c:write("o\n\nrest"))
-      loop:sleep(0.05)
+      h.wait_until(loop, function() return #got == 4 end, nil, "the rest")
       c:close()
       server:close()
       assert.same({ "one", "two", "", "rest" }, got)
@@ -220,9 +165,9 @@ describe("conn:readline", function()
   end)
 
   it("bounds the line: nil, 'line too long' past max", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local r
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         r = { conn:readline(100) }
         local ok = conn:write("bye\n")
         assert(ok)
@@ -237,9 +182,9 @@ describe("conn:readline", function()
   end)
 
   it("returns nil, 'closed' on a partial line at EOF", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local r
-      local server, port = serve(loop, function(conn) r = { conn:readline() } end)
+      local server, port = h.serve(loop, function(conn) r = { conn:readline() } end)
       local c = assert(loop:connect("127.0.0.1", port))
       c:write("partial")
       c:shutdown("w")
@@ -253,9 +198,9 @@ end)
 
 describe("conn:readn", function()
   it("waits for exactly n bytes", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local r
-      local server, port = serve(loop, function(conn) r = conn:readn(100000) end)
+      local server, port = h.serve(loop, function(conn) r = conn:readn(100000) end)
       local c = assert(loop:connect("127.0.0.1", port))
       for _ = 1, 10 do
         assert(c:write(string.rep("y", 10000)))
@@ -271,8 +216,8 @@ end)
 
 describe("conn:write", function()
   it("echoes 16 MiB intact", function()
-    with_loop(function(loop)
-      local server, port = serve(loop, echo_handler)
+    h.with_task(function(loop)
+      local server, port = h.serve(loop, h.echo)
       local c = assert(loop:connect("127.0.0.1", port))
       local N = 16 * 1024 * 1024
       local payload = {}
@@ -298,10 +243,10 @@ describe("conn:write", function()
   end)
 
   it("never buffers past the high-water mark with a slow reader", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local hwm = 32768
       local wrote
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         assert(conn:setoption("sndbuf", 8192))  -- the kernel holds little
         local chunk = string.rep("z", 10000)
         local queued = 0
@@ -331,9 +276,9 @@ describe("conn:write", function()
   end)
 
   it("returns an error when the peer resets mid-write", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local result
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         local chunk = string.rep("r", 65536)
         for _ = 1, 1000 do
           local ok, err = conn:write(chunk)
@@ -349,10 +294,7 @@ describe("conn:write", function()
       assert(c:read(1000))
       assert(c:setoption("linger", 0))
       c:close(true)
-      for _ = 1, 100 do
-        if result then break end
-        loop:sleep(0.01)
-      end
+      h.wait_until(loop, function() return result end, nil, "the write to fail")
       assert.is_string(result)
       assert.not_equal("wrote everything", result)
       assert.equal(0, server:stats().active)
@@ -361,22 +303,18 @@ describe("conn:write", function()
   end)
 
   it("raises for a second writer while the first waits above the high-water mark", function()
-    local old = lepoll.set_logger(function() end)
-    finally(function() lepoll.set_logger(old) end)
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local big = 8 * 1024 * 1024  -- far more than the socket takes at once
       local second
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         local done = false
         loop:spawn(function()
           assert(conn:write(string.rep("a", big)))
           done = true
         end)
         second = { pcall(conn.write, conn, "MARK") }  -- the first one waits now
-        for _ = 1, 500 do  -- the handler's return would close the connection
-          if done then break end
-          loop:sleep(0.01)
-        end
+        -- the handler's return would close the connection
+        h.wait_until(loop, function() return done end, nil, "the first write")
       end, { hwm = 65536 })
       local c = assert(loop:connect("127.0.0.1", port))
       local parts, n = {}, 0
@@ -397,28 +335,19 @@ describe("conn:write", function()
   end)
 
   it("makes no syscall for an empty write: a pending reset reaches the next read", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local wrote, reset, res = false, false, nil
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         assert(conn:write("hello"))  -- the client never reads it
         wrote = true
-        for _ = 1, 200 do
-          if reset then break end
-          loop:sleep(0.01)
-        end
+        h.wait_until(loop, function() return reset end, nil, "the client's reset")
         res = { w = { conn:write("") }, r = { conn:read() } }
       end)
       local c = assert(loop:connect("127.0.0.1", port))
-      for _ = 1, 200 do
-        if wrote then break end
-        loop:sleep(0.01)
-      end
+      h.wait_until(loop, function() return wrote end, nil, "the handler's write")
       c:close()  -- "hello" unread: the close sends a reset
       reset = true
-      for _ = 1, 200 do
-        if res then break end
-        loop:sleep(0.01)
-      end
+      h.wait_until(loop, function() return res end, nil, "the handler's read")
       server:close()
       assert.same({ true }, res.w)
       assert.is_nil(res.r[1])
@@ -427,9 +356,9 @@ describe("conn:write", function()
   end)
 
   it("accepts numbers, raises on other types", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local errs
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         assert(conn:write(42))
         errs = { pcall(conn.write, conn, {}) }
       end)
@@ -445,8 +374,8 @@ end)
 
 describe("conn:close and handler return", function()
   it("flushes queued output before the socket closes", function()
-    with_loop(function(loop)
-      local server, port = serve(loop, function(conn)
+    h.with_task(function(loop)
+      local server, port = h.serve(loop, function(conn)
         assert(conn:write(string.rep("q", 1000000)))
       end)
       local c = assert(loop:connect("127.0.0.1", port))
@@ -463,14 +392,13 @@ describe("conn:close and handler return", function()
   end)
 
   it("wakes a coroutine waiting on the connection with nil, 'closed'", function()
-    with_loop(function(loop)
-      local server, port = serve(loop, function(conn) conn:read() end)
+    h.with_task(function(loop)
+      local server, port = h.serve(loop, function(conn) conn:read() end)
       local c = assert(loop:connect("127.0.0.1", port))
       local r
       loop:spawn(function() r = { c:read() } end)
       c:close()
-      loop:sleep(0)
-      loop:sleep(0)
+      h.wait_until(loop, function() return r end, nil, "the waiting read")
       assert.same({ nil, "closed" }, r)
       assert.same({ nil, "closed" }, { c:write("x") })
       assert.is_true(c:close())  -- idempotent
@@ -479,11 +407,10 @@ describe("conn:close and handler return", function()
   end)
 
   it("logs a raising handler and closes only its connection", function()
-    local messages = {}
-    local old = lepoll.set_logger(function(m) messages[#messages + 1] = m end)
-    finally(function() lepoll.set_logger(old) end)
-    with_loop(function(loop)
-      local server, port = serve(loop, function(conn)
+    local messages
+    h.with_task(function(loop)
+      messages = h.expect_log("handler exploded")
+      local server, port = h.serve(loop, function(conn)
         local line = conn:readline()
         if line == "boom" then error("handler exploded") end
         conn:write("ok " .. line .. "\n")
@@ -507,12 +434,11 @@ describe("conn:close and handler return", function()
   end)
 
   it("closes a raising handler's to-be-closed variables, then serves on", function()
-    local messages = {}
-    local old = lepoll.set_logger(function(m) messages[#messages + 1] = m end)
-    finally(function() lepoll.set_logger(old) end)
+    local messages
     local closed = 0
-    with_loop(function(loop)
-      local server, port = serve(loop, function(conn)
+    h.with_task(function(loop)
+      messages = h.expect_log("^handler failed %(peer 127%.0%.0%.1:%d+%): table: ")
+      local server, port = h.serve(loop, function(conn)
         local guard <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
         local line = conn:readline()
         if line == "boom" then error({ code = 7 }) end  -- not a string
@@ -541,11 +467,10 @@ end)
 
 describe("a raising handler's to-be-closed variables", function()
   it("cannot wait on the loop, and the loop serves on", function()
-    local old = lepoll.set_logger(function() end)
-    finally(function() lepoll.set_logger(old) end)
-    with_loop(function(loop)
+    h.with_task(function(loop)
+      h.expect_log("handler exploded")
       local closeerr
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         local guard <close> = setmetatable({}, { __close = function()
           local ok, e = pcall(loop.sleep, loop, 0.01)
           closeerr = ok and "waited" or tostring(e)
@@ -556,10 +481,8 @@ describe("a raising handler's to-be-closed variables", function()
         return guard
       end)
       local c = assert(loop:connect("127.0.0.1", port))
-      for _ = 1, 200 do  -- the handler is waiting in its read
-        if server:stats().active == 1 then break end
-        loop:sleep(0.01)
-      end
+      h.wait_until(loop, function() return server:stats().active == 1 end, nil,
+        "the handler to wait in its read")
       c:write("boom\n")
       assert.same({ nil, "closed" }, { c:read() })
       c:close()
@@ -576,125 +499,11 @@ describe("a raising handler's to-be-closed variables", function()
   end)
 end)
 
-describe("idle connections", function()
-  -- The coroutine (lua_State, its 40-slot stack, one CallInfo per live
-  -- frame), the connection table, the lepoll.Fd and a token slot: about
-  -- 1.45 KiB on x86-64 (3 KiB before the connection state moved into an
-  -- array part and the read path lost two frames).
-  it("cost less than 1.75 KiB of Lua heap each while their handlers wait in read", function()
-    local N = 500
-    with_loop(function(loop)
-      local server, port = serve(loop, echo_handler)
-      local clients = {}
-      for i = 1, N do clients[i] = false end
-      collectgarbage()
-      collectgarbage()
-      local before = collectgarbage("count")
-      for i = 1, N do
-        -- a plain blocking client: connect completes in the kernel's backlog
-        local s = assert(net.socket(net.INET, net.STREAM))
-        assert(net.connect(s, "127.0.0.1", port))
-        clients[i] = s
-        if i % 50 == 0 then loop:sleep(0) end
-      end
-      local deadline = lepoll.now() + 5
-      while server:stats().active < N and lepoll.now() < deadline do loop:sleep(0.005) end
-      assert.equal(N, server:stats().active)
-      collectgarbage()
-      collectgarbage()
-      -- the clients' own lepoll.Fd objects (36 bytes each) count too
-      local per = (collectgarbage("count") - before) * 1024 / N
-      for i = 1, N do clients[i]:close() end
-      while server:stats().active > 0 and lepoll.now() < deadline do loop:sleep(0.005) end
-      server:close()
-      assert.is_true(per < 1792, ("%.0f bytes per idle connection"):format(per))
-    end, 10)
-  end)
-end)
-
-describe("timeouts", function()
-  it("closes an idle connection", function()
-    with_loop(function(loop)
-      local r
-      local server, port = serve(loop, function(conn) r = { conn:read() } end,
-        { idle_timeout = 0.1 })
-      local c = assert(loop:connect("127.0.0.1", port))
-      local t0 = lepoll.now()
-      assert.same({ nil, "closed" }, { c:read() })
-      local dt = lepoll.now() - t0
-      assert.is_true(dt >= 0.09 and dt < 1, "closed after " .. dt)
-      assert.same({ nil, "timeout" }, r)
-      c:close()
-      server:close()
-    end)
-  end)
-
-  it("times out one read and keeps the connection", function()
-    with_loop(function(loop)
-      local r1, r2
-      local server, port = serve(loop, function(conn)
-        r1 = { conn:read() }
-        conn:set_timeouts({ read = false })
-        r2 = conn:read()
-        conn:write("got " .. r2)
-      end, { read_timeout = 0.05 })
-      local c = assert(loop:connect("127.0.0.1", port))
-      loop:sleep(0.15)
-      c:write("late")
-      assert.equal("got late", c:read())
-      c:close()
-      server:close()
-      assert.same({ nil, "timeout" }, r1)
-    end)
-  end)
-
-  it("times out a write to a peer that never reads", function()
-    with_loop(function(loop)
-      local r
-      local server, port = serve(loop, function(conn)
-        local chunk = string.rep("w", 65536)
-        for _ = 1, 10000 do
-          local ok, err = conn:write(chunk)
-          if not ok then
-            r = err
-            return
-          end
-        end
-      end, { write_timeout = 0.1 })
-      local c = assert(loop:connect("127.0.0.1", port))
-      for _ = 1, 200 do
-        if r then break end
-        loop:sleep(0.01)
-      end
-      assert.equal("timeout", r)
-      c:close()
-      server:close()
-    end)
-  end)
-
-  it("set_timeouts changes one connection", function()
-    with_loop(function(loop)
-      local r
-      local server, port = serve(loop, function(conn)
-        conn:set_timeouts({ read = 0.05 })
-        assert.same({ read = 0.05, write = false, idle = false }, conn:timeouts())
-        r = { conn:read() }
-      end)
-      local c = assert(loop:connect("127.0.0.1", port))
-      assert.same({ nil, "closed" }, { c:read() })
-      c:close()
-      server:close()
-      assert.same({ nil, "timeout" }, r)
-      assert.has_error(function() c:set_timeouts({ bogus = 1 }) end)
-    end)
-  end)
-end)
-
 describe("conn:peer, sockname, shutdown", function()
   it("asks the kernel for an accepted peer: nil, message, errno once it has gone", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local before, after
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         before = { conn:peer() }
         conn:read()  -- until the client has gone
         loop:sleep(0.05)
@@ -706,7 +515,7 @@ describe("conn:peer, sockname, shutdown", function()
       local _, cport = c:sockname()
       assert(c:setoption("linger", 0))  -- close sends a reset
       c:close(true)
-      loop:sleep(0.2)
+      h.wait_until(loop, function() return after and after.closed end, nil, "the handler")
       server:close()
       assert.same({ "127.0.0.1", cport }, before)
       assert.is_nil(after[1])
@@ -716,9 +525,9 @@ describe("conn:peer, sockname, shutdown", function()
   end)
 
   it("report addresses and half-close", function()
-    with_loop(function(loop)
+    h.with_task(function(loop)
       local peer
-      local server, port = serve(loop, function(conn)
+      local server, port = h.serve(loop, function(conn)
         peer = { conn:peer() }
         local all = {}
         while true do
@@ -729,8 +538,8 @@ describe("conn:peer, sockname, shutdown", function()
         conn:write("got " .. table.concat(all))
       end)
       local c = assert(loop:connect("127.0.0.1", port))
-      local h, p = c:sockname()
-      assert.equal("127.0.0.1", h)
+      local host, p = c:sockname()
+      assert.equal("127.0.0.1", host)
       c:write("data")
       assert(c:shutdown("w"))
       assert.equal("got data", c:read())
@@ -739,53 +548,6 @@ describe("conn:peer, sockname, shutdown", function()
       c:close()
       assert.equal(-1, c:fileno())
       server:close()
-    end)
-  end)
-end)
-
-describe("lepoll.connect", function()
-  it("fails with the errno of a refused connection", function()
-    with_loop(function(loop)
-      -- bound but never listening: refused, and the port stays ours (no
-      -- other socket or self-connect from an ephemeral port can answer)
-      local s <close> = assert(net.socket(net.INET, net.STREAM))
-      assert(net.bind(s, "127.0.0.1", 0))
-      local _, port = net.getsockname(s)
-      local c, msg, en = loop:connect("127.0.0.1", port)
-      assert.is_nil(c)
-      assert.is_string(msg)
-      assert.equal(net.errno.ECONNREFUSED, en)
-    end)
-  end)
-
-  it("connects over IPv6 and unix sockets", function()
-    with_loop(function(loop)
-      local s6 = assert(loop:listen({ host = "::1", port = 0 }, echo_handler))
-      local _, p6 = s6:address()
-      local c = assert(loop:connect("::1", p6, 1))
-      c:write("six")
-      assert.equal("six", c:read())
-      c:close()
-      s6:close()
-      local path = os.tmpname()
-      os.remove(path)
-      local su = assert(loop:listen({ path = path }, echo_handler))
-      assert.equal(path, su:address())
-      local cu = assert(loop:connect(path))
-      cu:write("unix")
-      assert.equal("unix", cu:read())
-      cu:close()
-      su:close()
-      assert.is_nil(io.open(path, "r"))  -- close removed the socket file
-    end)
-  end)
-
-  it("raises on bad arguments", function()
-    with_loop(function(loop)
-      for _, args in ipairs({ { 1, 2 }, { "127.0.0.1", 70000 }, { "127.0.0.1", 1.5 },
-        { "127.0.0.1", 80, -1 }, { "127.0.0.1", 80, "x" } }) do
-        assert.has_error(function() loop:connect(table.unpack(args)) end)
-      end
     end)
   end)
 end)

@@ -1,25 +1,9 @@
 -- lepoll framework: listeners. examples/hello.lua in a child process with
 -- plain blocking clients; accept under fd exhaustion (RLIMIT_NOFILE 64);
 -- no fd left behind after 10,000 connections; IPv4, IPv6 and unix sockets.
-local lepoll = require "lepoll"
 local net = require "lepoll.net"
 local process = require "support.process"
-
-local function fdcount()
-  collectgarbage()
-  collectgarbage()
-  local n = 0
-  local p = assert(io.popen("ls -l /proc/" .. require("lepoll.io").getpid() .. "/fd"))
-  for line in p:lines() do
-    -- not valgrind's own: its gdbserver FIFO comes and goes
-    if line:find(" -> ", 1, true) and not line:find("vgdb-pipe", 1, true)
-      and not line:find("/valgrind_", 1, true) then
-      n = n + 1
-    end
-  end
-  p:close()
-  return n
-end
+local h = require "support.framework"
 
 -- A blocking client: connect, read to EOF.
 local function fetch(port)
@@ -162,92 +146,100 @@ end)
 
 describe("lepoll.listen", function()
   it("returns a server with :address() (real port for port 0) and :close()", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local s = assert(loop:listen({ host = "127.0.0.1", port = 0, backlog = 16,
-      reuseport = true }, function() end))
-    local h, p = s:address()
-    assert.equal("127.0.0.1", h)
-    assert.is_true(p > 0)
-    assert.matches("lepoll.Server %(127.0.0.1:%d+%)", tostring(s))
-    assert.is_true(s:close())
-    assert.is_true(s:close())
-    assert.same({ nil, "closed" }, { s:address() })
-    assert.equal(-1, s:fileno())
+    h.with_loop(function(loop)
+      local s = assert(loop:listen({ host = "127.0.0.1", port = 0, backlog = 16,
+        reuseport = true }, function() end))
+      local host, p = s:address()
+      assert.equal("127.0.0.1", host)
+      assert.is_true(p > 0)
+      assert.matches("lepoll.Server %(127.0.0.1:%d+%)", tostring(s))
+      assert.is_true(s:close())
+      assert.is_true(s:close())
+      assert.same({ nil, "closed" }, { s:address() })
+      assert.equal(-1, s:fileno())
+    end)
   end)
 
   it("reports a bind failure as nil, message, errno", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local s1 = assert(loop:listen({ port = 0 }, function() end))
-    local _, p = s1:address()
-    local s2, msg, en = loop:listen({ port = p, reuseaddr = false }, function() end)
-    assert.is_nil(s2)
-    assert.matches("bind 127.0.0.1:" .. p, msg)
-    assert.equal(net.errno.EADDRINUSE, en)
+    h.with_loop(function(loop)
+      local s1 = assert(loop:listen({ port = 0 }, function() end))
+      local _, p = s1:address()
+      local s2, msg, en = loop:listen({ port = p, reuseaddr = false }, function() end)
+      assert.is_nil(s2)
+      assert.matches("bind 127.0.0.1:" .. p, msg)
+      assert.equal(net.errno.EADDRINUSE, en)
+    end)
   end)
 
   it("listens on IPv6", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local s = assert(loop:listen({ host = "::1", port = 0, v6only = true },
-      function(c) c:write("v6\n") end))
-    local h, p = s:address()
-    assert.equal("::1", h)
-    local got
-    loop:spawn(function()
-      local c = assert(loop:connect("::1", p))
-      got = c:readline()
-      c:close()
-      s:close()
+    h.with_loop(function(loop)
+      local s = assert(loop:listen({ host = "::1", port = 0, v6only = true },
+        function(c) c:write("v6\n") end))
+      local host, p = s:address()
+      assert.equal("::1", host)
+      local got
+      loop:spawn(function()
+        local c = assert(loop:connect("::1", p))
+        got = c:readline()
+        c:close()
+        s:close()
+      end)
+      h.run(loop)
+      assert.equal("v6", got)
     end)
-    loop:run()
-    assert.equal("v6", got)
   end)
 
   it("raises on bad options", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local h = function() end
-    for _, opts in ipairs({ "x", {}, { port = -1 }, { port = 70000 }, { port = 1.5 },
-      { path = "" }, { path = "/tmp/x", port = 1 }, { port = 0, backlog = 0 },
-      { port = 0, hwm = -5 }, { port = 0, idle_timeout = "x" }, { port = 0, host = 7 },
-      { port = 0, accept_backoff = 0 } }) do
-      assert.has_error(function() loop:listen(opts, h) end)
-    end
-    assert.error_matches(function() loop:listen({ port = 0 }, "nope") end,
-      "bad argument #2 to 'listen'")
+    h.with_loop(function(loop)
+      local handler = function() end
+      local function opt(name)
+        return "bad argument #1 to 'listen' %(option '" .. name .. "'"
+      end
+      for _, case in ipairs({
+        { "x", "bad argument #1 to 'listen' %(table expected, got string%)" },
+        { {}, opt("port") }, { { port = -1 }, opt("port") }, { { port = 70000 }, opt("port") },
+        { { port = 1.5 }, opt("port") }, { { path = "" }, opt("path") },
+        { { path = "/tmp/x", port = 1 },
+          "bad argument #1 to 'listen' %(options 'path' and 'port'" },
+        { { port = 0, backlog = 0 }, opt("backlog") }, { { port = 0, hwm = -5 }, opt("hwm") },
+        { { port = 0, idle_timeout = "x" }, opt("idle_timeout") },
+        { { port = 0, host = 7 }, opt("host") },
+        { { port = 0, accept_backoff = 0 }, opt("accept_backoff") },
+      }) do
+        assert.error_matches(function() loop:listen(case[1], handler) end, case[2])
+      end
+      assert.error_matches(function() loop:listen({ port = 0 }, "nope") end,
+        "bad argument #2 to 'listen'")
+    end)
   end)
 
   it("leaves no fd behind after 10,000 connections", function()
-    local before = fdcount()
-    local loop = lepoll.loop()
-    local server = assert(loop:listen({ port = 0, backlog = 512 }, function(c)
-      c:write("hello\n")
-    end))
-    local _, port = server:address()
-    local ok, workers = 0, 100
-    for _ = 1, workers do  -- 100 workers x 100 connections, concurrently
-      loop:spawn(function()
-        for _ = 1, 100 do
-          local c = assert(loop:connect("127.0.0.1", port))
-          if c:read() == "hello\n" then ok = ok + 1 end
-          c:close()
-        end
-        workers = workers - 1
-        if workers == 0 then
-          server:close()
-          loop:stop()
-        end
-      end)
-    end
-    local guard = loop:after(30, function() loop:stop() end)
-    loop:run()
-    guard:cancel()
-    assert.equal(10000, ok)
-    assert.equal(10000, server:stats().accepted)
-    assert.equal(0, server:stats().active)
-    loop:close()
-    assert.equal(before, fdcount())
+    h.with_loop(function(loop)
+      local server = assert(loop:listen({ port = 0, backlog = 512 }, function(c)
+        c:write("hello\n")
+      end))
+      local _, port = server:address()
+      local ok, workers = 0, 100
+      for _ = 1, workers do  -- 100 workers x 100 connections, concurrently
+        loop:spawn(function()
+          for _ = 1, 100 do
+            local c = assert(loop:connect("127.0.0.1", port))
+            if c:read() == "hello\n" then ok = ok + 1 end
+            c:close()
+          end
+          workers = workers - 1
+          if workers == 0 then
+            server:close()
+            loop:stop()
+          end
+        end)
+      end
+      h.run(loop, 30)
+      assert.equal(10000, ok)
+      assert.equal(10000, server:stats().accepted)
+      assert.equal(0, server:stats().active)
+      loop:close()
+      assert.same({}, h.open_fds())  -- none since the loop was made
+    end)
   end)
 end)

@@ -4,6 +4,7 @@
 local lepoll = require "lepoll"
 local net = require "lepoll.net"
 local process = require "support.process"
+local h = require "support.framework"
 
 local SERVER = [[
   local lepoll = require "lepoll"
@@ -52,15 +53,12 @@ describe("graceful shutdown", function()
     -- the listener closes soon after the signal: poll for that, bounded.
     -- A probe that races the close can be reset from the accept queue
     -- (ECONNRESET); only a refusal says the port is closed.
-    local en
-    local deadline = lepoll.now() + 5
-    repeat
-      local late = assert(net.socket(net.INET, net.STREAM))
+    local function refused()
+      local late <close> = assert(net.socket(net.INET, net.STREAM))
       local ok, _, e = net.connect(late, "127.0.0.1", port)
-      late:close()
-      if not ok and e == net.errno.ECONNREFUSED then en = e else os.execute("sleep 0.01") end
-    until en or lepoll.now() > deadline
-    assert.equal(net.errno.ECONNREFUSED, en)          -- no longer accepting
+      return not ok and e == net.errno.ECONNREFUSED
+    end
+    h.poll(refused, 5, "the listener to close")   -- no longer accepting
     for i = 1, 5 do
       local parts = {}
       while true do
@@ -78,38 +76,38 @@ end)
 
 describe("loop:shutdown", function()
   it("closes what is left at the deadline and returns from run()", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local told, result
-    local server = assert(loop:listen({ port = 0 }, function(conn)
-      told = { conn:read() }          -- the shutdown is news once
-      result = { conn:read() }        -- then the read waits, and never gets data
-    end))
-    local _, port = server:address()
-    local client
-    loop:spawn(function()
-      client = assert(loop:connect("127.0.0.1", port))
-      loop:sleep(0.02)
-      assert.is_false(loop:shutting_down())
-      loop:shutdown(0.1)
-      assert.is_true(loop:shutting_down())
+    h.with_loop(function(loop)
+      local told, result
+      local server = assert(loop:listen({ port = 0 }, function(conn)
+        told = { conn:read() }          -- the shutdown is news once
+        result = { conn:read() }        -- then the read waits, and never gets data
+      end))
+      local _, port = server:address()
+      local client
+      loop:spawn(function()
+        client = assert(loop:connect("127.0.0.1", port))
+        h.wait_until(loop, function() return server:stats().active == 1 end, nil, "the accept")
+        assert.is_false(loop:shutting_down())
+        loop:shutdown(0.1)
+        assert.is_true(loop:shutting_down())
+      end)
+      local t0 = lepoll.now()
+      h.run(loop, h.WAIT)
+      local dt = lepoll.now() - t0
+      assert.is_true(dt >= 0.1 and dt < 2, "took " .. dt)
+      assert.same({ nil, "shutdown" }, told)
+      assert.same({ nil, "closed" }, result)
+      assert.equal(0, server:stats().active)
+      client:close()
     end)
-    local t0 = lepoll.now()
-    loop:run()
-    local dt = lepoll.now() - t0
-    assert.is_true(dt >= 0.1 and dt < 2, "took " .. dt)
-    assert.same({ nil, "shutdown" }, told)
-    assert.same({ nil, "closed" }, result)
-    assert.equal(0, server:stats().active)
-    client:close()
   end)
 
   it("returns at once when nothing is in flight", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    local server = assert(loop:listen({ port = 0 }, function() end))
-    loop:after(0.01, function() loop:shutdown() end)
-    loop:run()
-    assert.equal(-1, server:fileno())  -- the listener is closed
+    h.with_loop(function(loop)
+      local server = assert(loop:listen({ port = 0 }, function() end))
+      loop:after(0.01, function() loop:shutdown() end)
+      h.run(loop, h.WAIT)
+      assert.equal(-1, server:fileno())  -- the listener is closed
+    end)
   end)
 end)

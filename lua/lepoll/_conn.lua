@@ -237,6 +237,18 @@ local function resume(loop, t, a, b)
 end
 M.resume = resume
 
+--- Task t will never be resumed (its loop is closed): close its
+-- coroutine, so its to-be-closed variables run (an error there is
+-- reported).
+function M.abandon(t)
+  local co = t[COROUTINE]
+  if co and co_status(co) == "suspended" then
+    t[COROUTINE] = false
+    local ok, err = co_close(co)
+    if not ok then log("closing an abandoned task failed: " .. tostring(err)) end
+  end
+end
+
 --- Run fn(a, b) as task t (slot 1 gets its coroutine), now, until it
 -- first waits. Returns the coroutine.
 function M.start(loop, t, fn, a, b)

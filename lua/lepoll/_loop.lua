@@ -387,7 +387,9 @@ function Loop:shutting_down()
 end
 
 --- Close the loop: every connection, listener, watcher, timer, signal
--- handler, then the timerfd and the epoll fd. Idempotent.
+-- handler; the coroutines it would still have resumed are closed (their
+-- to-be-closed variables run); then the timerfd and the epoll fd.
+-- Idempotent.
 function Loop:close()
   if self.closed then return true end
   close_connections(self)
@@ -400,10 +402,22 @@ function Loop:close()
   for _, list in pairs(self.signal_handlers) do
     for i = #list, 1, -1 do list[i]:cancel() end
   end
-  local h = self.heap
-  while h.n > 0 do heap_pop(h) end
   self.nactive = 0
   self.closed = true
+  -- the tasks it would have resumed next (connections' waiters, woken
+  -- with "closed") and the sleepers: it never will
+  local tasks = self.ready_tasks
+  for i = self.ready_head, self.ready_tail do
+    local t = tasks[i]
+    tasks[i], self.ready_values[i] = nil, nil
+    if t then connm.abandon(t) end
+  end
+  self.ready_head, self.ready_tail = 1, 0
+  local h = self.heap
+  while h.n > 0 do
+    local node = heap_pop(h)
+    if node.task then connm.abandon(node.task) end
+  end
   self.timerfd:close()
   self.ep:close()
   return true

@@ -1,5 +1,9 @@
 --- Files and file descriptors for specs: read and write whole files,
 -- temporary files, and this process's open fds as /proc shows them.
+-- Nothing here spawns a process: a child's pipe would show up among the
+-- fds it counts (lua-filesystem reads the directories instead).
+local lfs = require "lfs"
+
 local M = {}
 
 --- The whole content of the file at path (raises if it cannot be read).
@@ -35,12 +39,13 @@ end
 -- { name, path } for lua/lepoll/*.lua ("lepoll" for init.lua), by path.
 function M.framework_modules()
   local mods = {}
-  local ls = assert(io.popen("ls lua/lepoll/*.lua 2>/dev/null"))
-  for path in ls:lines() do
-    local base = path:match("([^/]+)%.lua$")
-    mods[#mods + 1] = { base == "init" and "lepoll" or "lepoll." .. base, path }
+  for file in lfs.dir("lua/lepoll") do
+    local base = file:match("^(.+)%.lua$")
+    if base then
+      mods[#mods + 1] = { base == "init" and "lepoll" or "lepoll." .. base, "lua/lepoll/" .. file }
+    end
   end
-  ls:close()
+  table.sort(mods, function(a, b) return a[2] < b[2] end)
   return mods
 end
 
@@ -52,17 +57,30 @@ function M.pid()
   return pid
 end
 
---- This process's open fds as { [fd] = target } and their number. ls reads
--- /proc/PID/fd from outside, so its own fds are not listed; the pipe that
--- io.popen opens to it is, the same in every call.
+-- Valgrind's own fds (its gdbserver FIFO comes and goes): not the program's.
+local function valgrinds(target)
+  return target:find("vgdb-pipe", 1, true) or target:find("/valgrind_", 1, true)
+end
+
+--- This process's open fds as { [fd] = target } and their number. The
+-- directory handle that reads /proc/self/fd is one of them while it reads:
+-- it is left out, found by its target (this very directory), exactly once.
 function M.fds()
-  local p = assert(io.popen("ls -l /proc/" .. M.pid() .. "/fd 2>/dev/null"))
-  local t, n = {}, 0
-  for line in p:lines() do
-    local fd, target = line:match("%s(%d+) %-> (.*)$")
-    if fd then t[tonumber(fd)] = target; n = n + 1 end
+  local dir = "/proc/" .. M.pid() .. "/fd"
+  local t, n, own = {}, 0, 0
+  for name in lfs.dir(dir) do
+    local fd = math.tointeger(tonumber(name))
+    if fd then  -- not "." or ".."
+      local target = lfs.symlinkattributes(dir .. "/" .. name, "target")
+      if target == dir then
+        own = own + 1
+      elseif target and not valgrinds(target) then
+        t[fd] = target
+        n = n + 1
+      end
+    end
   end
-  p:close()
+  assert(own == 1, ("the listing's own fd: seen %d times in %s"):format(own, dir))
   return t, n
 end
 

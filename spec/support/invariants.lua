@@ -1,13 +1,18 @@
---- What lua/lepoll/_conn.lua and _loop.lua say in prose, checked on a
--- live loop between steps: the one place specs read the framework's
--- internals (the slot layout comes from lepoll._conn.layout, so renaming
--- a slot there cannot leave this file behind). check(loop) raises with
--- every broken invariant it found.
+--- What must hold of a lepoll loop, checked by the spec harness
+-- (support.framework) after every step it drives and every run() it
+-- starts: what lua/lepoll/_conn.lua and _loop.lua say in prose. This is
+-- the one place specs read the framework's internals (fields of a loop,
+-- a connection's slots: their layout comes from lepoll._conn.layout, so
+-- a rename there cannot leave this file behind), one function each.
 local connm = require "lepoll._conn"
 local timerm = require "lepoll._timer"
 
 local L = connm.layout
 local M = {}
+
+-- loop -> its epoll fd when first checked: the fd must not change while
+-- the loop is open.
+local epfd = setmetatable({}, { __mode = "k" })
 
 -- Why a connection may have extras (the reasons _conn.lua's xnode calls
 -- give), and what must hold for each.
@@ -94,11 +99,29 @@ local function check_heap(h, bad)
   if h[h.n + 1] ~= nil then bad("heap has a node past its count %d", h.n) end
 end
 
+-- What the public API says between two steps.
+local function check_public(loop, bad)
+  if loop.closed then return end
+  local ok, fd = pcall(loop.fileno, loop)
+  if not ok then return bad("loop:fileno() raised: %s", tostring(fd)) end
+  if math.type(fd) ~= "integer" or fd < 0 then return bad("loop:fileno() is %s", tostring(fd)) end
+  epfd[loop] = epfd[loop] or fd
+  if epfd[loop] ~= fd then bad("loop:fileno() changed from %d to %d", epfd[loop], fd) end
+  local t = loop:timeout()
+  if t ~= nil and not (type(t) == "number" and t >= 0 and t < math.huge) then
+    bad("loop:timeout() is %s", tostring(t))
+  end
+  if type(loop:shutting_down()) ~= "boolean" then
+    bad("loop:shutting_down() is %s", tostring(loop:shutting_down()))
+  end
+end
+
 --- Check every invariant of loop (between steps; a closed loop holds
 -- nothing live). Raises listing what is broken.
 function M.check(loop)
   local problems = {}
   local function bad(fmt, ...) problems[#problems + 1] = fmt:format(...) end
+  check_public(loop, bad)
   if loop[connm.CURRENT_TASK] ~= false then bad("a task is marked running between steps") end
   local live, conns, servers, watches = 0, 0, 0, 0
   for data, o in pairs(loop.objects) do
@@ -150,6 +173,44 @@ function M.check(loop)
     error("loop invariants broken:\n  " .. table.concat(problems, "\n  "), 2)
   end
   return true
+end
+
+--- What a closed loop still holds: a list of strings, one for each
+-- connection, listener, watcher, signal handler, timer, sleeping or
+-- ready task it keeps (empty when close() released everything).
+function M.live_objects(loop)
+  local live = {}
+  for data, o in pairs(loop.objects) do
+    if o and o ~= loop then  -- the loop is its own timerfd's object
+      live[#live + 1] = ("objects[%d] = %s"):format(data, tostring(o))
+    end
+  end
+  for s in pairs(loop.servers) do live[#live + 1] = "server " .. tostring(s) end
+  for signo, list in pairs(loop.signal_handlers) do
+    live[#live + 1] = ("%d handler(s) of signal %d"):format(#list, signo)
+  end
+  if loop.heap.n > 0 then live[#live + 1] = loop.heap.n .. " timer(s) or sleeper(s)" end
+  for i = loop.ready_head, loop.ready_tail do
+    local t = loop.ready_tasks[i]
+    local co = t and t[L.COROUTINE]
+    if co and coroutine.status(co) ~= "dead" then
+      live[#live + 1] = "a ready task, " .. coroutine.status(co)
+    end
+  end
+  if loop.nactive ~= 0 then live[#live + 1] = "nactive = " .. loop.nactive end
+  return live
+end
+
+--- Make loop's fd table hold n fds without growing, so that a heap count
+-- taken afterwards sees only what the connections themselves cost.
+function M.presize_fd_table(loop, n)
+  local objects = loop.objects
+  for fd = 1, n do objects[fd] = objects[fd] or false end
+end
+
+--- The deadline of a timer as the loop orders it (CLOCK_MONOTONIC seconds).
+function M.timer_deadline(timer)
+  return timer.at
 end
 
 return M

@@ -106,12 +106,23 @@ function Proc:listening(want)
   return host, tonumber(port)
 end
 
---- Send a signal by name ("TERM", "INT", "KILL") to this child only.
--- The pid is timeout(1)'s, which forwards the signal to the script.
+-- The command timeout(1) runs (its child), or timeout itself before it has
+-- forked. A signal sent to timeout in the moment after its fork() made the
+-- command (which may have printed its first line already) and before fork
+-- returned in timeout makes it exit 143 and leave the command running.
+local function command_pid(pid)
+  local f = io.open(("/proc/%d/task/%d/children"):format(pid, pid))
+  local s = f and f:read("a") or ""
+  if f then f:close() end
+  return tonumber(s:match("%d+")) or pid
+end
+
+--- Send a signal by name ("TERM", "INT", "KILL") to this child only: the
+-- command itself (timeout(1) exits as it does).
 function Proc:kill(sig)
   if self.done then return false end
   return os.execute(string.format("kill -%s %d 2>/dev/null", sig or "TERM",
-    self.pid)) == true
+    command_pid(self.pid))) == true
 end
 
 --- Wait for exit: returns the rest of stdout, how ("exit"/"signal") and code.
