@@ -46,7 +46,8 @@ describe("lepoll.connect", function()
         { { 1, 2 }, "bad argument #1 to 'connect' %(string expected, got number%)" },
         { { "127.0.0.1", 70000 }, "bad argument #2 to 'connect' %(port 0..65535" },
         { { "127.0.0.1", 1.5 }, "bad argument #2 to 'connect' %(port 0..65535" },
-        { { "127.0.0.1", 80, -1 }, "bad argument #3 to 'connect' %(option 'timeout' must be a positive number, got %-1%)" },
+        { { "127.0.0.1", 80, -1 },
+          "bad argument #3 to 'connect' %(option 'timeout' must be a positive number, got %-1%)" },
         { { "127.0.0.1", 80, "x" }, "bad argument #3 to 'connect' %(number or table" },
       }) do
         assert.error_matches(function() loop:connect(table.unpack(case[1])) end, case[2])
