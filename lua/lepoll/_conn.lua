@@ -858,7 +858,10 @@ function Conn:read(max)
   if data then return data end
   -- the loop always passes data or a reason: this is a coroutine of the
   -- script's own, resumed by the script
-  if not w then error(NOTCO, 2) end
+  if not w then
+    if not self[READER] and self[STATE] < 0 then self[STATE] = READY end
+    error(NOTCO, 2)
+  end
   if not en then  -- woken by an error another path recorded (fail)
     local m, n = recorded(self[EXTRAS])
     if m == w then return nil, w, n end
