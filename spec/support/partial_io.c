@@ -65,10 +65,12 @@
  * and receives one byte at a time survives the injector; one that loses
  * bytes at a partial write, or takes one read for a whole message, fails.
  *
- * Limits, fine for the specs: an fd closed behind the injector's back
- * (close_range, fclose: glibc closes internally) leaves its registrations
- * until a poll finds the fd invalid; a registration the kernel keeps after
- * close() because a dup of the fd is still open is forgotten here. One
+ * Limits, fine for the specs: registrations are known by fd number, so
+ * a cut call through a dup of a registered fd owes nothing, and a
+ * registration the kernel keeps after close() because a dup is still open
+ * is forgotten here; an fd closed behind the injector's back (close_range,
+ * fclose: glibc closes internally) keeps its registrations until a poll
+ * finds the fd invalid. One
  * mutex guards the bookkeeping, never held across a blocking call: threads
  * are safe, a signal handler doing socket I/O or closing fds is not. The
  * state is global by nature (one per process), unlike the C modules'.
