@@ -52,11 +52,18 @@ $(HOST_OBJ)/openlibs.o: csrc/host/openlibs.c $(HOST_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-$(HOST_OBJ)/main.o: csrc/host/main.c csrc/lepoll.h
+# The program alone (not liblepoll): its command line and SIGINT handling.
+HOST_PROG_OBJS = $(HOST_OBJ)/main.o $(HOST_OBJ)/interrupt.o
+
+$(HOST_OBJ)/main.o: csrc/host/main.c csrc/host/interrupt.h csrc/lepoll.h
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-$(BUILD)/bin/lepoll: $(HOST_OBJ)/main.o $(LEPOLL_OBJS)
+$(HOST_OBJ)/interrupt.o: csrc/host/interrupt.c csrc/host/interrupt.h
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/lepoll: $(HOST_PROG_OBJS) $(LEPOLL_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LEPOLL_LIBS)
 

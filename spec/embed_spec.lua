@@ -169,8 +169,15 @@ describe("embedding", function()
         .. " LDFLAGS=" .. sh(rpath))
     end)
 
+    -- p.pid is the program's own (a shell prints it, then execs the
+    -- program), not timeout(1)'s: timeout exits without passing a signal
+    -- on when it comes before its fork() has returned in the parent, and
+    -- leaves the program running (see host_spec.lua's start).
     local function start(args)
-      return process.spawn(process.program(embed, args, { env = nothing }))
+      local p = process.spawn("sh -c " .. sh("echo $$; exec " ..
+        process.program(embed, args, { env = nothing })))
+      p.pid = assert(tonumber(p:line()), "the program's shell printed no pid")
+      return p
     end
 
     local function counters(rest)
@@ -180,10 +187,6 @@ describe("embedding", function()
     end
 
     it("runs both loops: C ticks, Lua timers, hello clients; ends on SIGTERM", function()
-      if not exists("lua/lepoll/init.lua") then
-        pending("the framework (lua/lepoll/init.lua) is not there yet")
-        return
-      end
       local p = start({ "-t", "120", "examples/embed/app.lua", "0", "127.0.0.1" })
       finally(function() p:close() end)
       local host, port = p:listening()
@@ -208,10 +211,6 @@ describe("embedding", function()
     end)
 
     it("ends by itself after -t seconds", function()
-      if not exists("lua/lepoll/init.lua") then
-        pending("the framework (lua/lepoll/init.lua) is not there yet")
-        return
-      end
       local p = start({ "-t", "0.3", "examples/embed/app.lua", "0", "127.0.0.1" })
       finally(function() p:close() end)
       assert.matches("^listening on ", p:line() or "")

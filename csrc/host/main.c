@@ -1,5 +1,4 @@
 /* main.c - the lepoll program: a Lua 5.4 interpreter with lepoll built in, lua(1). */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "interrupt.h"
 #include "lepoll.h"
 
 #if LUA_VERSION_NUM != 504
@@ -30,11 +30,6 @@ typedef struct host_Opts {
   int noenv;       /* -E */
   const char *bad; /* the offending option, if any */
 } host_Opts;
-
-/* The state a SIGINT interrupts. The one piece of global state here:
- * a signal handler has no other way to reach the running Lua state.
- * Set only around a protected call (host_docall). */
-static lua_State *volatile host_running = NULL;
 
 static void host_message(const char *progname, const char *msg) {
   if (progname != NULL)
@@ -144,41 +139,6 @@ static int host_msghandler(lua_State *L) {
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
-}
-
-/* Hook set by the SIGINT handler: raise at the next Lua instruction. */
-static void host_interrupted(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
-}
-
-static void host_onsigint(int sig) {
-  lua_State *L = host_running;
-  (void)sig;
-  /* lua_sethook is the one Lua call safe in a signal handler */
-  if (L != NULL)
-    lua_sethook(L, host_interrupted,
-                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-}
-
-/* SIGINT during a call interrupts the Lua code; SA_RESETHAND: a second
- * SIGINT before the hook runs kills the process as usual. No SA_RESTART,
- * so a blocking read returns to Lua at once. */
-static void host_catchint(lua_State *L, int on) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  if (on) {
-    host_running = L;
-    sa.sa_handler = host_onsigint;
-    sa.sa_flags = SA_RESETHAND;
-  } else {
-    sa.sa_handler = SIG_DFL;
-  }
-  (void)sigaction(SIGINT, &sa, NULL); /* cannot fail for SIGINT */
-  if (!on)
-    host_running = NULL;
 }
 
 /* Call the function below narg arguments with a traceback handler. */
@@ -431,6 +391,7 @@ static int host_main(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
+  host_trackcoroutines(L);
   lepoll_openlibs(L);
   host_argtable(L, o);
   lua_gc(L, LUA_GCRESTART);
