@@ -15,7 +15,6 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 LUA_LIBS     ?= $(or $(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null),-llua5.4)
 # What the C modules need from libc beyond -lc (llround & co).
 LEPOLL_LIBS  ?= -lm
-LEPOLL_VERSION := $(shell sed -n 's/.*LEPOLL_VERSION  *"\(.*\)".*/\1/p' csrc/lepoll.h)
 LEPOLL_SOMAJOR := $(firstword $(subst ., ,$(LEPOLL_VERSION)))
 
 HOST_LUA_SRCS := $(sort $(wildcard lua/lepoll/*.lua))
@@ -44,22 +43,22 @@ $(HOST_GEN)/lepoll_lua.c: csrc/host/embed.lua $(HOST_LUA_SRCS) $(HOST_GEN)/embed
 	@mkdir -p $(@D)
 	$(LUA) csrc/host/embed.lua $@ '$(MODULES)' $(HOST_LUA_SRCS)
 
-$(HOST_OBJ)/lepoll_lua.o: $(HOST_GEN)/lepoll_lua.c csrc/host/embedded.h
+$(HOST_OBJ)/lepoll_lua.o: $(HOST_GEN)/lepoll_lua.c csrc/host/embedded.h $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-$(HOST_OBJ)/openlibs.o: csrc/host/openlibs.c $(HOST_HEADERS)
+$(HOST_OBJ)/openlibs.o: csrc/host/openlibs.c $(HOST_HEADERS) $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
 # The program alone (not liblepoll): its command line and SIGINT handling.
 HOST_PROG_OBJS = $(HOST_OBJ)/main.o $(HOST_OBJ)/interrupt.o
 
-$(HOST_OBJ)/main.o: csrc/host/main.c csrc/host/interrupt.h csrc/lepoll.h
+$(HOST_OBJ)/main.o: csrc/host/main.c csrc/host/interrupt.h csrc/lepoll.h $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-$(HOST_OBJ)/interrupt.o: csrc/host/interrupt.c csrc/host/interrupt.h
+$(HOST_OBJ)/interrupt.o: csrc/host/interrupt.c csrc/host/interrupt.h $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
@@ -98,3 +97,9 @@ install:: $(HOST_TARGETS)
 	ln -sf liblepoll.so.$(LEPOLL_SOMAJOR) $(DESTDIR)$(LIBDIR)/liblepoll.so
 	install -m 644 csrc/lepoll.h $(DESTDIR)$(INCLUDEDIR)/lepoll.h
 	install -m 644 $(BUILD)/lepoll.pc $(DESTDIR)$(PKGCONFIGDIR)/lepoll.pc
+
+uninstall::
+	rm -f $(DESTDIR)$(BINDIR)/lepoll $(DESTDIR)$(LIBDIR)/liblepoll.a \
+	  $(DESTDIR)$(LIBDIR)/liblepoll.so.$(LEPOLL_VERSION) \
+	  $(DESTDIR)$(LIBDIR)/liblepoll.so.$(LEPOLL_SOMAJOR) $(DESTDIR)$(LIBDIR)/liblepoll.so \
+	  $(DESTDIR)$(INCLUDEDIR)/lepoll.h $(DESTDIR)$(PKGCONFIGDIR)/lepoll.pc

@@ -76,7 +76,7 @@ int main(void) {
 }
 ]]
 
-describe("embedding", function()
+describe("embedding #build", function()
   local prefix, work, pcpath, rpath, nothing
 
   lazy_setup(function()

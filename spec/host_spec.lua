@@ -71,7 +71,7 @@ local function nothing_installed()
   return process.no_modules(tmpdir())
 end
 
-describe("lepoll host", function()
+describe("lepoll host #build", function()
   it("is built", function()
     assert.is_true(exists(HOST), HOST .. " missing: run make")
   end)
