@@ -51,10 +51,14 @@ $(HOST_OBJ)/openlibs.o: csrc/host/openlibs.c $(HOST_HEADERS) $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-# The program alone (not liblepoll): its command line and SIGINT handling.
-HOST_PROG_OBJS = $(HOST_OBJ)/main.o $(HOST_OBJ)/interrupt.o
+# The program alone (not liblepoll): its command line, SIGINT handling and
+# the REPL's line editing (readline or libedit, dlopen'd: -ldl for a libc
+# older than glibc 2.34, where dlopen moved into libc itself).
+HOST_PROG_OBJS = $(HOST_OBJ)/main.o $(HOST_OBJ)/interrupt.o $(HOST_OBJ)/lineedit.o
+HOST_PROG_LIBS ?= -ldl
 
-$(HOST_OBJ)/main.o: csrc/host/main.c csrc/host/interrupt.h csrc/lepoll.h $(BUILD)/obj/cflags
+$(HOST_OBJ)/main.o: csrc/host/main.c csrc/host/interrupt.h csrc/host/lineedit.h csrc/lepoll.h \
+                    $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
@@ -62,9 +66,13 @@ $(HOST_OBJ)/interrupt.o: csrc/host/interrupt.c csrc/host/interrupt.h $(BUILD)/ob
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
+$(HOST_OBJ)/lineedit.o: csrc/host/lineedit.c csrc/host/lineedit.h $(BUILD)/obj/cflags
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -c -o $@ $<
+
 $(BUILD)/bin/lepoll: $(HOST_PROG_OBJS) $(LEPOLL_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LEPOLL_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LEPOLL_LIBS) $(HOST_PROG_LIBS)
 
 $(BUILD)/liblepoll.a: $(LEPOLL_OBJS)
 	@rm -f $@

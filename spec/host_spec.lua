@@ -295,6 +295,47 @@ describe("lepoll host #build", function()
       assert.matches("lp%$ 3\nlp%$ \n$", out)
       assert.equal(0, code)
     end)
+
+    it("prints '=expr' as lua5.4 does, on a first line only", function()
+      local input = tmpfile("=1 + 2\n= 'a' .. 'b'\nt = {\n=1}\nt\n")
+      local out, code, err = run({ "-i" }, { stdin = input })
+      assert.matches("> 3\n> ab\n> >> > nil\n> \n$", out)
+      assert.matches("stdin:2: unexpected symbol near '='", err)
+      assert.equal(0, code)
+    end)
+
+    it("reports a statement left unfinished at the end of input", function()
+      local out, code, err = run({ "-i" }, { stdin = tmpfile("for i = 1, 2 do\nprint(i)\n") })
+      assert.matches("> >> >> > \n$", out)
+      assert.equal("stdin:2: 'end' expected (to close 'for' at line 1) near <eof>\n", err)
+      assert.equal(0, code)
+    end)
+
+    -- On a terminal (script(1) gives a pty) with the keys "40 + 2", Enter,
+    -- Up (history), " + 1" (at the end of the recalled line), Enter, ^D:
+    -- 43 comes out only where lines are edited and remembered.
+    local function on_terminal(program, env)
+      local keys = tmpfile("40 + 2\r\27[A + 1\r\4")
+      local cmd = process.program(program, {}, { stdin = "/dev/tty", env = env })
+      local out, ok = process.sh("env TERM=xterm script -qec " .. sh(cmd) .. " /dev/null <"
+        .. sh(keys), 60)
+      assert(ok, out)
+      return (out:gsub("\27%[[?%d;]*%a", ""):gsub("\r", ""))
+    end
+
+    it("edits lines and keeps history on a terminal, as lua5.4 does", function()
+      assert.matches("\n43\n", on_terminal("lua5.4"))   -- the reference
+      local out = on_terminal(HOST)
+      assert.matches("\nlepoll 0%.1%.0  Lua 5%.4", out)
+      assert.matches("\n> 40 %+ 2\n42\n> 40 %+ 2 %+ 1\n43\n", out)
+    end)
+
+    it("reads plain lines on a terminal with LEPOLL_NO_READLINE set", function()
+      local out = on_terminal(HOST, { "LEPOLL_NO_READLINE=1" })
+      assert.matches("\n> 42\n", out)
+      assert.not_matches("\n43\n", out)
+      assert.matches("stdin: bad binary format", out)
+    end)
   end)
 
   describe("-W", function()
