@@ -117,6 +117,21 @@ describe("embedding #build", function()
         .. "luaopen_lepoll_net\n", syms)
     end)
 
+    it("make uninstall removes all that make install put under DESTDIR", function()
+      local stage = work .. "/stage"
+      local vars = MAKEVARS .. " PREFIX=/usr/local DESTDIR=" .. sh(stage)
+      check(BUILD_ENV .. " make -s " .. vars .. " install", 600)
+      local listed = check("cd " .. sh(stage) .. " && find . ! -type d | sort")
+      for _, f in ipairs({ "bin/lepoll", "lib/liblepoll.so.0", "include/lepoll.h",
+        "lib/pkgconfig/lepoll.pc", "lib/lua/5.4/lepoll/epoll.so",
+        "share/lua/5.4/lepoll/init.lua" }) do
+        assert.truthy(listed:find("./usr/local/" .. f .. "\n", 1, true), f)
+      end
+      check(BUILD_ENV .. " make -s " .. vars .. " uninstall")
+      assert.equal("", check("cd " .. sh(stage) .. " && find . ! -type d"))
+      assert.equal("", check("cd " .. sh(stage) .. " && find . -name lepoll"))
+    end)
+
     it("installs a program that runs with nothing else installed", function()
       local script = work .. "/loaded.lua"
       writefile(script, "print(require('lepoll.epoll') ~= nil, #arg, ...)")
