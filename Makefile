@@ -61,8 +61,8 @@ test: deps
 # builtin build leaves them) and the Lua sources; no apt, no sudo, nothing
 # built by this Makefile, so the specs of build/ (#build: the host
 # program, liblepoll), of packaging (#install), of make doc (#doc) and
-# luacheck (#lint) are left out. Arguments after `luarocks test ROCKSPEC --` go to make:
-#   luarocks test rockspec/lepoll-scm-1.rockspec -- SPEC=spec/io_spec.lua
+# luacheck (#lint) are left out. Arguments after the rockspec and `--`
+# go to make: luarocks test ROCKSPEC -- SPEC=spec/io_spec.lua
 test-rock:
 	@test -f lepoll/epoll.so || { echo "test-rock: no ./lepoll/epoll.so:" \
 	  "run 'luarocks make ROCKSPEC' here first" >&2; exit 1; }
@@ -123,8 +123,8 @@ install:: all
 uninstall::
 	rm -f $(MODULES:%=$(DESTDIR)$(LUA_LIBDIR_INSTALL)/lepoll/%.so) \
 	  $(LUA_SRCS:lua/lepoll/%=$(DESTDIR)$(LUA_SHAREDIR_INSTALL)/lepoll/%)
-	-rmdir $(DESTDIR)$(LUA_LIBDIR_INSTALL)/lepoll $(DESTDIR)$(LUA_SHAREDIR_INSTALL)/lepoll \
-	  2>/dev/null
+	rmdir $(DESTDIR)$(LUA_LIBDIR_INSTALL)/lepoll $(DESTDIR)$(LUA_SHAREDIR_INSTALL)/lepoll \
+	  2>/dev/null || true
 
 # The release archive: `git archive` of the tag v$(LEPOLL_VERSION) (HEAD
 # until that tag exists; DIST_REF=... picks another) with every path under
