@@ -15,7 +15,6 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 LUA_LIBS     ?= $(or $(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null),-llua5.4)
 # What the C modules need from libc beyond -lc (llround & co).
 LEPOLL_LIBS  ?= -lm
-LEPOLL_VERSION := $(shell sed -n 's/.*LEPOLL_VERSION  *"\(.*\)".*/\1/p' csrc/lepoll.h)
 LEPOLL_SOMAJOR := $(firstword $(subst ., ,$(LEPOLL_VERSION)))
 
 HOST_LUA_SRCS := $(sort $(wildcard lua/lepoll/*.lua))
@@ -44,21 +43,36 @@ $(HOST_GEN)/lepoll_lua.c: csrc/host/embed.lua $(HOST_LUA_SRCS) $(HOST_GEN)/embed
 	@mkdir -p $(@D)
 	$(LUA) csrc/host/embed.lua $@ '$(MODULES)' $(HOST_LUA_SRCS)
 
-$(HOST_OBJ)/lepoll_lua.o: $(HOST_GEN)/lepoll_lua.c csrc/host/embedded.h
+$(HOST_OBJ)/lepoll_lua.o: $(HOST_GEN)/lepoll_lua.c csrc/host/embedded.h $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-$(HOST_OBJ)/openlibs.o: csrc/host/openlibs.c $(HOST_HEADERS)
+$(HOST_OBJ)/openlibs.o: csrc/host/openlibs.c $(HOST_HEADERS) $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-$(HOST_OBJ)/main.o: csrc/host/main.c csrc/lepoll.h
+# The program alone (not liblepoll): its command line, SIGINT handling and
+# the REPL's line editing (readline or libedit, dlopen'd: -ldl for a libc
+# older than glibc 2.34, where dlopen moved into libc itself).
+HOST_PROG_OBJS = $(HOST_OBJ)/main.o $(HOST_OBJ)/interrupt.o $(HOST_OBJ)/lineedit.o
+HOST_PROG_LIBS ?= -ldl
+
+$(HOST_OBJ)/main.o: csrc/host/main.c csrc/host/interrupt.h csrc/host/lineedit.h csrc/lepoll.h \
+                    $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -c -o $@ $<
 
-$(BUILD)/bin/lepoll: $(HOST_OBJ)/main.o $(LEPOLL_OBJS)
+$(HOST_OBJ)/interrupt.o: csrc/host/interrupt.c csrc/host/interrupt.h $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LEPOLL_LIBS)
+	$(CC) $(HOST_CFLAGS) -c -o $@ $<
+
+$(HOST_OBJ)/lineedit.o: csrc/host/lineedit.c csrc/host/lineedit.h $(BUILD)/obj/cflags
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/lepoll: $(HOST_PROG_OBJS) $(LEPOLL_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LEPOLL_LIBS) $(HOST_PROG_LIBS)
 
 $(BUILD)/liblepoll.a: $(LEPOLL_OBJS)
 	@rm -f $@
@@ -91,3 +105,9 @@ install:: $(HOST_TARGETS)
 	ln -sf liblepoll.so.$(LEPOLL_SOMAJOR) $(DESTDIR)$(LIBDIR)/liblepoll.so
 	install -m 644 csrc/lepoll.h $(DESTDIR)$(INCLUDEDIR)/lepoll.h
 	install -m 644 $(BUILD)/lepoll.pc $(DESTDIR)$(PKGCONFIGDIR)/lepoll.pc
+
+uninstall::
+	rm -f $(DESTDIR)$(BINDIR)/lepoll $(DESTDIR)$(LIBDIR)/liblepoll.a \
+	  $(DESTDIR)$(LIBDIR)/liblepoll.so.$(LEPOLL_VERSION) \
+	  $(DESTDIR)$(LIBDIR)/liblepoll.so.$(LEPOLL_SOMAJOR) $(DESTDIR)$(LIBDIR)/liblepoll.so \
+	  $(DESTDIR)$(INCLUDEDIR)/lepoll.h $(DESTDIR)$(PKGCONFIGDIR)/lepoll.pc

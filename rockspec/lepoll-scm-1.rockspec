@@ -1,8 +1,9 @@
 rockspec_format = "3.0"
 package = "lepoll"
 version = "scm-1"
+-- github.com/lepoll/lepoll is a placeholder until the project is published.
 source = {
-  url = "git+file:///dev/null",  -- replaced on release; `luarocks make` uses the work tree
+  url = "git+https://github.com/lepoll/lepoll.git",
 }
 description = {
   summary = "Linux epoll for Lua 5.4, and a small fast server framework on top",
@@ -10,7 +11,7 @@ description = {
 lepoll.epoll mirrors epoll(7) one to one (after rustix::event::epoll),
 lepoll.net and lepoll.io bind sockets and fds, and require "lepoll" is a
 coroutine server framework: listeners, connections, timers, signals.]],
-  homepage = "https://example.invalid/lepoll",
+  homepage = "https://github.com/lepoll/lepoll",
   license = "MIT",
 }
 supported_platforms = { "linux" }
@@ -45,7 +46,10 @@ build = {
     },
   },
 }
+-- The specs against the modules `luarocks make` built here, without apt,
+-- sudo or the Makefile's build (see test-rock in the Makefile); arguments
+-- after `--` go to make, e.g. SPEC=spec/io_spec.lua.
 test = {
   type = "command",
-  command = "make test",
+  command = "make test-rock",
 }

@@ -70,3 +70,51 @@ describe("documentation coverage", function()
     assert.same({}, missing)
   end)
 end)
+
+-- make doc into a scratch build folder: the HTML LDoc writes, markdown
+-- rendered (Debian's ldoc needs lua-markdown for that).
+describe("make doc #doc", function()
+  local process = require "support.process"
+  local q = process.shquote
+  local dir, pages
+
+  lazy_setup(function()
+    dir = os.tmpname()
+    assert(os.remove(dir))
+    local out, ok = process.sh("make -s doc BUILD=" .. q(dir), 300)
+    assert(ok, out)
+    pages = {}
+    for _, m in ipairs({ "epoll", "net", "io" }) do
+      pages[m] = slurp(dir .. "/doc/modules/lepoll." .. m .. ".html")
+    end
+  end)
+
+  lazy_teardown(function()
+    if dir then os.execute("rm -rf " .. q(dir)) end
+  end)
+
+  -- A module's intro: from its title to the first section heading.
+  local function intro(html)
+    return assert(html:match('<h1>Module <code>[^<]+</code></h1>(.-)<h2>'))
+  end
+
+  for _, m in ipairs({ "epoll", "net", "io" }) do
+    it("renders the intro of lepoll." .. m .. " as markdown", function()
+      local text = intro(pages[m])
+      assert.not_matches("`", text)
+      assert.matches("<code>", text)
+      local _, open = text:gsub("<p>", "")
+      local _, close = text:gsub("</p>", "")
+      assert.is_true(open >= 2)
+      assert.equal(open, close)
+    end)
+  end
+
+  it("renders lepoll.net's intro and functions without a raw backtick", function()
+    local text = intro(pages.net)
+    assert.matches("<p>Sockets: INET, INET6 and UNIX; stream and datagram%.</p>", text)
+    assert.matches("<code>lepoll%.Fd</code>", text)
+    assert.matches("<code>&quot;\\0&quot;</code>", text)
+    assert.not_matches("`", (pages.net:gsub("<pre.-</pre>", "")))
+  end)
+end)

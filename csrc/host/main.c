@@ -1,5 +1,4 @@
 /* main.c - the lepoll program: a Lua 5.4 interpreter with lepoll built in, lua(1). */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "interrupt.h"
+#include "lineedit.h"
 #include "lepoll.h"
 
 #if LUA_VERSION_NUM != 504
@@ -30,11 +31,6 @@ typedef struct host_Opts {
   int noenv;       /* -E */
   const char *bad; /* the offending option, if any */
 } host_Opts;
-
-/* The state a SIGINT interrupts. The one piece of global state here:
- * a signal handler has no other way to reach the running Lua state.
- * Set only around a protected call (host_docall). */
-static lua_State *volatile host_running = NULL;
 
 static void host_message(const char *progname, const char *msg) {
   if (progname != NULL)
@@ -144,41 +140,6 @@ static int host_msghandler(lua_State *L) {
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
-}
-
-/* Hook set by the SIGINT handler: raise at the next Lua instruction. */
-static void host_interrupted(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
-}
-
-static void host_onsigint(int sig) {
-  lua_State *L = host_running;
-  (void)sig;
-  /* lua_sethook is the one Lua call safe in a signal handler */
-  if (L != NULL)
-    lua_sethook(L, host_interrupted,
-                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-}
-
-/* SIGINT during a call interrupts the Lua code; SA_RESETHAND: a second
- * SIGINT before the hook runs kills the process as usual. No SA_RESTART,
- * so a blocking read returns to Lua at once. */
-static void host_catchint(lua_State *L, int on) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  if (on) {
-    host_running = L;
-    sa.sa_handler = host_onsigint;
-    sa.sa_flags = SA_RESETHAND;
-  } else {
-    sa.sa_handler = SIG_DFL;
-  }
-  (void)sigaction(SIGINT, &sa, NULL); /* cannot fail for SIGINT */
-  if (!on)
-    host_running = NULL;
 }
 
 /* Call the function below narg arguments with a traceback handler. */
@@ -301,34 +262,66 @@ static int host_runscript(lua_State *L, const host_Opts *o) {
 
 /* {==== the read-eval-print loop (-i, or a terminal on stdin) */
 
-/* Push one line of standard input without its newline; 0 at end of file.
- * The prompt is _PROMPT (first line) or _PROMPT2 (continuation). */
-static int host_pushline(lua_State *L, int first) {
-  luaL_Buffer b;
-  const char *prompt;
-  int c, any = 0;
+/* The prompt: _PROMPT (first line) or _PROMPT2 (continuation), pushed. */
+static const char *host_prompt(lua_State *L, int first) {
+  const char *p;
   lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
-  prompt = lua_tostring(L, -1);
-  fputs(prompt != NULL ? prompt : first ? "> " : ">> ", stdout);
-  fflush(stdout);
-  lua_pop(L, 1);
-  luaL_buffinit(L, &b);
-  while ((c = getchar()) != EOF) {
-    any = 1;
-    if (c == '\n')
-      break;
-    luaL_addchar(&b, (char)c);
+  p = lua_tostring(L, -1);
+  if (p == NULL) {
+    lua_pop(L, 1);
+    p = lua_pushstring(L, first ? "> " : ">> ");
   }
-  if (!any) {
-    clearerr(stdin);
-    return 0;
+  return p;
+}
+
+/* Push one line of standard input without its newline; 0 at end of file.
+ * On a terminal with readline or libedit, the line is edited there. A
+ * first line "=expr" is "return expr", as lua(1) still accepts. */
+static int host_pushline(lua_State *L, const host_LineEdit *le, int first) {
+  const char *prompt = host_prompt(L, first);
+  if (le->readline != NULL) {
+    char *line = le->readline(prompt);
+    lua_pop(L, 1); /* the prompt */
+    if (line == NULL)
+      return 0;
+    lua_pushstring(L, line); /* a memory error here leaks the line once */
+    free(line);
+  } else {
+    luaL_Buffer b;
+    int c, any = 0;
+    fputs(prompt, stdout);
+    fflush(stdout);
+    lua_pop(L, 1);
+    luaL_buffinit(L, &b);
+    while ((c = getchar()) != EOF) {
+      any = 1;
+      if (c == '\n')
+        break;
+      luaL_addchar(&b, (char)c);
+    }
+    luaL_pushresult(&b); /* also takes the buffer's own slot off the stack */
+    if (!any) {
+      lua_pop(L, 1);
+      clearerr(stdin);
+      return 0;
+    }
   }
-  luaL_pushresult(&b);
+  if (first && lua_tostring(L, -1)[0] == '=') {
+    lua_pushfstring(L, "return %s", lua_tostring(L, -1) + 1);
+    lua_remove(L, -2);
+  }
   return 1;
 }
 
+/* Keep a statement in the line editor's history, as lua(1) does: whole,
+ * once it is complete (or wrong), never an empty line. */
+static void host_saveline(const host_LineEdit *le, const char *text) {
+  if (le->add_history != NULL && text[0] != '\0')
+    le->add_history(text);
+}
+
 /* An expression first: "return LINE;" compiled, with the line below it. */
-static int host_tryexpr(lua_State *L) {
+static int host_tryexpr(lua_State *L, const host_LineEdit *le) {
   size_t len;
   int status;
   const char *expr;
@@ -338,10 +331,12 @@ static int host_tryexpr(lua_State *L) {
   lua_remove(L, -2); /* the "return" text */
   if (status != LUA_OK)
     lua_pop(L, 1);
+  else
+    host_saveline(le, lua_tostring(L, -2));
   return status;
 }
 
-/* A syntax error at <eof> means the statement goes on: pop the message. */
+/* A syntax error at <eof>: the statement may go on in the next line. */
 static int host_incomplete(lua_State *L, int status) {
   static const char mark[] = "<eof>";
   const size_t marklen = sizeof mark - 1;
@@ -350,22 +345,22 @@ static int host_incomplete(lua_State *L, int status) {
   if (status != LUA_ERRSYNTAX)
     return 0;
   msg = lua_tolstring(L, -1, &len);
-  if (len >= marklen && strcmp(msg + len - marklen, mark) == 0) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  return 0;
+  return len >= marklen && strcmp(msg + len - marklen, mark) == 0;
 }
 
 /* A statement, possibly over several lines: keep reading while the
- * compiler says it is incomplete. Leaves the lines and the chunk. */
-static int host_trystatement(lua_State *L) {
+ * compiler says it is incomplete. Leaves the text and the chunk, or the
+ * error (at end of input too: "'end' expected near <eof>"). */
+static int host_trystatement(lua_State *L, const host_LineEdit *le) {
   for (;;) {
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
     int status = luaL_loadbuffer(L, text, len, "=stdin");
-    if (!host_incomplete(L, status) || !host_pushline(L, 0))
+    if (!host_incomplete(L, status) || !host_pushline(L, le, 0)) {
+      host_saveline(le, lua_tostring(L, -2));
       return status;
+    }
+    lua_remove(L, -2); /* the message */
     lua_pushliteral(L, "\n");
     lua_insert(L, -2);
     lua_concat(L, 3); /* text .. "\n" .. next line */
@@ -374,13 +369,13 @@ static int host_trystatement(lua_State *L) {
 
 /* Read one statement: the compiled chunk on the stack and LUA_OK, an
  * error message and its status, or -1 at end of input. */
-static int host_readstatement(lua_State *L) {
+static int host_readstatement(lua_State *L, const host_LineEdit *le) {
   int status;
   lua_settop(L, 0);
-  if (!host_pushline(L, 1))
+  if (!host_pushline(L, le, 1))
     return -1;
-  if ((status = host_tryexpr(L)) != LUA_OK)
-    status = host_trystatement(L);
+  if ((status = host_tryexpr(L, le)) != LUA_OK)
+    status = host_trystatement(L, le);
   lua_remove(L, 1); /* the text */
   return status;
 }
@@ -401,8 +396,10 @@ static void host_printresults(lua_State *L) {
 static void host_repl(lua_State *L, host_Opts *o) {
   int status;
   const char *progname = o->progname;
+  host_LineEdit le;
+  host_lineedit_open(&le);
   o->progname = NULL; /* messages in the loop go without the name */
-  while ((status = host_readstatement(L)) != -1) {
+  while ((status = host_readstatement(L, &le)) != -1) {
     if (status == LUA_OK)
       status = host_docall(L, 0, LUA_MULTRET);
     if (status == LUA_OK)
@@ -411,6 +408,7 @@ static void host_repl(lua_State *L, host_Opts *o) {
       host_report(L, o, status);
   }
   lua_settop(L, 0);
+  host_lineedit_close(&le);
   fputs("\n", stdout);
   fflush(stdout);
   o->progname = progname;
@@ -431,6 +429,7 @@ static int host_main(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
+  host_trackcoroutines(L);
   lepoll_openlibs(L);
   host_argtable(L, o);
   lua_gc(L, LUA_GCRESTART);
