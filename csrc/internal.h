@@ -61,6 +61,11 @@ static inline void *lp_toudata(lua_State *L, int arg, int mt) {
 /* One read-like syscall into buf: the byte count, or -1 with errno set. */
 typedef ssize_t (*lp_Reader)(int fd, void *buf, size_t len, void *ud);
 
+/* The helpers below are private to lepoll's modules even where the
+ * build cannot pass -fvisibility=hidden (LuaRocks' builtin build): only
+ * luaopen_* and lepoll_openlibs are exported (LEPOLL_API). */
+#pragma GCC visibility push(hidden)
+
 /* result.c */
 int  lp_fail(lua_State *L, int en);          /* nil, strerror(en), en: 3 */
 int  lp_result(lua_State *L, int stat);      /* luaL_fileresult: true or the triple */
@@ -88,5 +93,7 @@ int   lp_fdclose(lp_Fd *f);           /* close once; 0 or -1 with errno */
 int   lp_closeresult(lua_State *L, lp_Fd *f);  /* true or the fail triple */
 /* Register methods/metamethods for an fd-owning type (also lepoll.Epoll). */
 void  lp_newfdtype(lua_State *L, const char *tname, const luaL_Reg *methods);
+
+#pragma GCC visibility pop
 
 #endif

@@ -279,7 +279,7 @@ static int io_writevbody(lua_State *L, int fd, lua_Integer first,
 }
 
 /***
- * Write the strings `t[first] .. t[last]` with one writev(2).
+ * Write the strings `t[first]` to `t[last]` with one writev(2).
  * At most IOV_MAX (1024) elements go out per call; as with any write the
  * count may be short, and the caller continues from where it stopped.
  * A range with no elements returns 0 without a syscall. Every element in
