@@ -1,81 +1,88 @@
 -- spec/support/invariants.lua: the checker the framework specs run after
 -- every step catches each broken invariant it states (corrupted on
 -- purpose here), and passes a healthy loop.
-local lepoll = require "lepoll"
 local connm = require "lepoll._conn"
 local invariants = require "support.invariants"
 local client = require "support.client"
+local h = require "support.framework"
 
 local L = connm.layout
 
--- A loop with one accepted connection whose handler waits in read.
-local function parked()
-  local loop = lepoll.loop()
-  finally(function() loop:close() end)
+-- One accepted connection on loop whose handler waits in read; returns it.
+local function parked(loop)
   local conn
-  local server = assert(loop:listen({ port = 0 }, function(c)
+  local _, port = h.serve(loop, function(c)
     conn = c
     c:read()
-  end))
-  local _, port = server:address()
-  local s = client.connect(port)
-  finally(function() s:close() end)
-  local deadline = lepoll.now() + client.WAIT_MS / 1000
-  while not (conn and conn[L.READER]) and lepoll.now() < deadline do loop:step(0.01) end
-  assert.truthy(conn and conn[L.READER], "the handler did not park")
-  return loop, conn
+  end)
+  h.defer(client.connect(port))
+  h.wait_until(loop, function() return conn and conn[L.READER] end, nil, "the handler to park")
+  return conn
 end
 
-local function broken(loop, pattern)
+-- Set t's fields as changes says ({ key, value } pairs, a value may be
+-- nil), assert that the checker then fails with pattern, and that it
+-- passes again once the fields are back. They are put back before any
+-- assertion can fail, so the harness's own checks (as the loop closes)
+-- always see a sound loop.
+local function corrupt(loop, t, changes, pattern)
+  local old = {}
+  for i, kv in ipairs(changes) do old[i] = t[kv[1]] end
+  for _, kv in ipairs(changes) do t[kv[1]] = kv[2] end
   local ok, err = pcall(invariants.check, loop)
+  for i, kv in ipairs(changes) do t[kv[1]] = old[i] end
   assert.is_false(ok)
   assert.matches(pattern, err)
+  assert.is_true(invariants.check(loop))
 end
 
 describe("the invariant checker", function()
   it("passes a healthy loop, open and closed", function()
-    local loop = parked()
-    assert.is_true(invariants.check(loop))
-    loop:close()
-    assert.is_true(invariants.check(loop))
+    h.with_loop(function(loop)
+      parked(loop)
+      assert.is_true(invariants.check(loop))
+      loop:close()  -- the harness's close that follows is a no-op
+      assert.is_true(invariants.check(loop))
+    end)
   end)
 
   it("catches a parked reader without a negative wanted size", function()
-    local loop, conn = parked()
-    local st = conn[L.STATE]
-    conn[L.STATE] = L.READY
-    broken(loop, "a reader is parked but STATE is 1")
-    conn[L.STATE] = st
+    h.with_loop(function(loop)
+      local conn = parked(loop)
+      corrupt(loop, conn, { { L.STATE, L.READY } }, "a reader is parked but STATE is 1")
+    end)
   end)
 
   it("catches a negative wanted size without a reader", function()
-    local loop, conn = parked()
-    local t = conn[L.READER]
-    conn[L.READER] = false
-    broken(loop, "STATE %-%d+ %(a parked reader's size%) but no reader")
-    conn[L.READER] = t
+    h.with_loop(function(loop)
+      local conn = parked(loop)
+      corrupt(loop, conn, { { L.READER, false } },
+        "STATE %-%d+ %(a parked reader's size%) but no reader")
+    end)
   end)
 
   it("catches DRAINED on a connection not registered", function()
-    local loop, conn = parked()
-    local st, x, t = conn[L.STATE], conn[L.EXTRAS], conn[L.READER]
-    conn[L.STATE], conn[L.EXTRAS], conn[L.READER] = L.DRAINED, nil, false
-    broken(loop, "DRAINED but not registered")
-    conn[L.STATE], conn[L.EXTRAS], conn[L.READER] = st, x, t
+    h.with_loop(function(loop)
+      local conn = parked(loop)
+      corrupt(loop, conn, { { L.STATE, L.DRAINED }, { L.EXTRAS, nil }, { L.READER, false } },
+        "DRAINED but not registered")
+    end)
   end)
 
   it("catches extras made without a need", function()
-    local loop, conn = parked()
-    local x = conn[L.EXTRAS]
-    conn[L.EXTRAS] = { conn = conn, made_for = "deadline", heap_index = false }
-    broken(loop, "extras made for deadline without the need")
-    conn[L.EXTRAS] = x
+    h.with_loop(function(loop)
+      local conn = parked(loop)
+      corrupt(loop, conn,
+        { { L.EXTRAS, { conn = conn, made_for = "deadline", heap_index = false } } },
+        "extras made for deadline without the need")
+    end)
   end)
 
   it("catches a count of live objects that does not add up", function()
-    local loop = parked()
-    loop.nactive = loop.nactive + 1
-    broken(loop, "nactive is %d+; connections 1 %+ servers 1")
-    loop.nactive = loop.nactive - 1
+    h.with_loop(function(loop)
+      parked(loop)
+      corrupt(loop, loop, { { "nactive", loop.nactive + 1 } },
+        "nactive is %d+; connections 1 %+ servers 1")
+    end)
   end)
 end)

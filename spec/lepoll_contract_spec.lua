@@ -9,105 +9,102 @@ local epoll = require "lepoll.epoll"
 local net = require "lepoll.net"
 local process = require "support.process"
 local client = require "support.client"
-local invariants = require "support.invariants"
+local h = require "support.framework"
 
-local BOUND = client.WAIT_MS / 1000
-local SLOW = os.getenv("LEPOLL_SANITIZED") == "valgrind" and 4 or 1
-
-local function step_until(loop, pred, what, seconds)
-  local deadline = lepoll.now() + (seconds or BOUND)
-  while not pred() do
-    if lepoll.now() > deadline then error("timed out waiting for " .. what, 2) end
-    loop:step(0.01)
-    invariants.check(loop)
-  end
-end
-
--- A loop with one listener whose handler is fn(conn, loop), and a client
--- socket connected to it. Returns loop, the client socket, the server.
-local function served(opts, fn)
-  local loop = lepoll.loop()
-  finally(function() loop:close() end)
-  opts.port = 0
-  local server = assert(loop:listen(opts, function(conn) return fn(conn, loop) end))
-  local _, port = server:address()
-  local c = client.connect(port)
-  finally(function() getmetatable(c).__close(c) end)
-  step_until(loop, function() return server:stats().accepted == 1 end, "accept")
-  return loop, c, server
+-- One listener on loop whose handler is fn(conn), and a client socket of
+-- ours connected to it, accepted (closed at the end of the test). Returns
+-- the client socket and the server.
+local function served(loop, opts, fn)
+  local server, port = h.serve(loop, fn, opts)
+  local c = h.defer(client.connect(port))
+  h.wait_until(loop, function() return server:stats().accepted == 1 end, nil, "accept")
+  return c, server
 end
 
 -- Everything the client socket c receives until the server closes.
 local function drain(loop, c)
   local got = {}
-  local deadline = lepoll.now() + BOUND
-  while lepoll.now() < deadline do
-    local s, _, en = net.recv(c, 65536)
-    if s == "" then return table.concat(got) end
-    if s then got[#got + 1] = s
-    elseif en ~= net.errno.EAGAIN then error("recv: " .. tostring(en)) end
-    loop:step(0.001)
-  end
-  error("the server did not close")
+  h.wait_until(loop, function()
+    while true do
+      local s, err, en = net.recv(c, 65536)
+      if s == "" then return true end
+      if not s then
+        if en ~= net.errno.EAGAIN then error("recv: " .. tostring(err)) end
+        return false
+      end
+      got[#got + 1] = s
+    end
+  end, nil, "the server to close")
+  return table.concat(got)
+end
+
+-- Send byte on c every 0.1 s (longer under valgrind) until pred() holds,
+-- for at most seconds: each read of the call is quick, the call never ends.
+local function trickle(loop, c, byte, pred, seconds, what)
+  local next_at = lepoll.now()
+  h.wait_until(loop, function()
+    if pred() then return true end
+    if lepoll.now() >= next_at then
+      assert(net.send(c, byte))
+      next_at = lepoll.now() + 0.1 * h.SLOW
+    end
+    return false
+  end, seconds, what)
 end
 
 describe("read_timeout", function()
   it("bounds a whole readline, not each byte of it", function()
-    local got, t0, t1
-    local loop, c = served({ read_timeout = 0.5 * SLOW }, function(conn)
-      t0 = lepoll.now()
-      got = { conn:readline() }
-      t1 = lepoll.now()
+    h.with_task(function(loop)
+      local got, t0, t1
+      local c = served(loop, { read_timeout = 0.5 * h.SLOW }, function(conn)
+        t0 = lepoll.now()
+        got = { conn:readline() }
+        t1 = lepoll.now()
+      end)
+      trickle(loop, c, "x", function() return got end, 4, "the readline to end")
+      assert.same({ nil, "timeout" }, got)
+      assert.is_true(t1 - t0 < 1.2 * h.SLOW, "took " .. (t1 - t0))
     end)
-    -- a byte every 0.1 s: each read is quick, the line never ends
-    local deadline = lepoll.now() + 4 * SLOW
-    while not got and lepoll.now() < deadline do
-      net.send(c, "x")
-      local until_ = lepoll.now() + 0.1 * SLOW
-      while not got and lepoll.now() < until_ do loop:step(0.01) end
-    end
-    assert.same({ nil, "timeout" }, got)
-    assert.is_true(t1 - t0 < 1.2 * SLOW, "took " .. (t1 - t0))
   end)
 
   it("bounds a whole readn", function()
-    local got, t0, t1
-    local loop, c = served({ read_timeout = 0.5 * SLOW }, function(conn)
-      t0 = lepoll.now()
-      got = { conn:readn(100) }
-      t1 = lepoll.now()
-      got.rest = conn:read()  -- what arrived stays buffered
+    h.with_task(function(loop)
+      local got, t0, t1
+      local c = served(loop, { read_timeout = 0.5 * h.SLOW }, function(conn)
+        t0 = lepoll.now()
+        got = { conn:readn(100) }
+        t1 = lepoll.now()
+        got.rest = conn:read()  -- what arrived stays buffered
+      end)
+      trickle(loop, c, "y", function() return got end, 4, "the readn to end")
+      assert.same({ nil, "timeout" }, { got[1], got[2] })
+      assert.is_true(t1 - t0 < 1.2 * h.SLOW, "took " .. (t1 - t0))
+      assert.matches("^y+$", got.rest)
     end)
-    local deadline = lepoll.now() + 4 * SLOW
-    while not got and lepoll.now() < deadline do
-      net.send(c, "y")
-      local until_ = lepoll.now() + 0.1 * SLOW
-      while not got and lepoll.now() < until_ do loop:step(0.01) end
-    end
-    assert.same({ nil, "timeout" }, { got[1], got[2] })
-    assert.is_true(t1 - t0 < 1.2 * SLOW, "took " .. (t1 - t0))
-    assert.matches("^y+$", got.rest)
   end)
 
   it("still lets each read of a call wait its idle_timeout afresh", function()
-    local got
-    local loop, c = served({ idle_timeout = 0.3 * SLOW }, function(conn)
-      got = { conn:readline() }
+    h.with_task(function(loop)
+      local got
+      local c = served(loop, { idle_timeout = 0.3 * h.SLOW }, function(conn)
+        got = { conn:readline() }
+      end)
+      -- progress every 0.1 s keeps an idle timeout from firing, for 0.8 s
+      -- (the sleeps are the client's pace, not a wait for the server)
+      for _ = 1, 8 do
+        assert(net.send(c, "z"))
+        loop:sleep(0.1 * h.SLOW)
+      end
+      assert(net.send(c, "\n"))
+      h.wait_until(loop, function() return got end, nil, "the line")
+      assert.same({ "zzzzzzzz" }, got)
     end)
-    -- progress every 0.1 s keeps an idle timeout from firing, for 0.8 s
-    for _ = 1, 8 do
-      net.send(c, "z")
-      local until_ = lepoll.now() + 0.1 * SLOW
-      while lepoll.now() < until_ do loop:step(0.01) end
-    end
-    net.send(c, "\n")
-    step_until(loop, function() return got end, "the line")
-    assert.same({ "zzzzzzzz" }, got)
   end)
 end)
 
 describe("the host protocol", function()
-  -- Whether loop:fileno() is readable within ms, polled from outside.
+  -- Whether loop:fileno() is readable within ms, polled from outside: a
+  -- host's own poll, blocking (bounded by ms) as a host's would.
   local function readable(loop, ms)
     local ep <close> = assert(epoll.create())
     assert(ep:add(loop:fileno(), 1, epoll.IN))
@@ -116,87 +113,93 @@ describe("the host protocol", function()
   end
 
   it("makes fileno() readable for a timer added between steps", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    loop:step(0)
-    assert.is_false(readable(loop, 0))
-    local fired = false
-    loop:after(0.05, function() fired = true end)
-    assert.is_true(readable(loop, 2000))
-    loop:step(0)
-    assert.is_true(fired)
+    h.with_loop(function(loop)
+      h.step(loop, 0)
+      assert.is_false(readable(loop, 0))
+      local fired = false
+      loop:after(0.05, function() fired = true end)
+      assert.is_true(readable(loop, 2000 * h.SLOW))
+      h.step(loop, 0)
+      assert.is_true(fired)
+    end)
   end)
 
   it("makes fileno() readable for a coroutine made ready between steps", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    loop:step(0)
-    local ran = 0
-    loop:spawn(function()
-      ran = 1
-      loop:sleep(0)  -- ready again at once: the next step runs it
-      ran = 2
+    h.with_loop(function(loop)
+      h.step(loop, 0)
+      local ran = 0
+      loop:spawn(function()
+        ran = 1
+        loop:sleep(0)  -- ready again at once: the next step runs it
+        ran = 2
+      end)
+      assert.equal(1, ran)
+      assert.is_true(readable(loop, 0))
+      h.step(loop, 0)
+      assert.equal(2, ran)
     end)
-    assert.equal(1, ran)
-    assert.is_true(readable(loop, 0))
-    loop:step(0)
-    assert.equal(2, ran)
   end)
 
   it("makes fileno() readable for a sleep begun between steps", function()
-    local loop = lepoll.loop()
-    finally(function() loop:close() end)
-    loop:step(0)
-    local woke = false
-    loop:spawn(function()
-      loop:sleep(0.05)
-      woke = true
+    h.with_loop(function(loop)
+      h.step(loop, 0)
+      local woke = false
+      loop:spawn(function()
+        loop:sleep(0.05)
+        woke = true
+      end)
+      assert.is_true(readable(loop, 2000 * h.SLOW))
+      h.step(loop, 0)
+      assert.is_true(woke)
     end)
-    assert.is_true(readable(loop, 2000))
-    loop:step(0)
-    assert.is_true(woke)
   end)
 end)
 
 describe("a graceful shutdown", function()
   it("does not wait for a handler parked in read on an idle connection", function()
-    local got
-    local loop = served({}, function(conn)
-      got = { conn:read() }
+    h.with_loop(function(loop)
+      local got
+      served(loop, {}, function(conn)
+        got = { conn:read() }
+      end)
+      loop:after(0.01, function() loop:shutdown(10) end)
+      local t0 = lepoll.now()
+      assert.is_true(h.run(loop, h.WAIT))
+      assert.is_true(lepoll.now() - t0 < 2, "took " .. (lepoll.now() - t0))
+      assert.same({ nil, "shutdown" }, got)
     end)
-    loop:after(0.01, function() loop:shutdown(10) end)
-    local t0 = lepoll.now()
-    assert.is_true(loop:run())
-    assert.is_true(lepoll.now() - t0 < 2, "took " .. (lepoll.now() - t0))
-    assert.same({ nil, "shutdown" }, got)
   end)
 
   it("tells a handler busy elsewhere at its next read that would wait, once", function()
-    local got = {}
-    local loop, c = served({}, function(conn, lp)
-      lp:sleep(0.05)               -- busy when the shutdown begins
-      got[1] = { conn:read() }     -- the news
-      got[2] = { conn:read() }     -- then a read waits as usual
-      conn:write("bye\n")
+    h.with_loop(function(loop)
+      local got = {}
+      local c = served(loop, {}, function(conn)
+        loop:sleep(0.05)             -- busy when the shutdown begins
+        got[1] = { conn:read() }     -- the news
+        got[2] = { conn:read() }     -- then a read waits as usual
+        conn:write("bye\n")
+      end)
+      loop:after(0.01, function() loop:shutdown(10) end)
+      loop:after(0.2, function() net.send(c, "late data") end)
+      assert.is_true(h.run(loop, h.WAIT))
+      assert.same({ nil, "shutdown" }, got[1])
+      assert.same({ "late data" }, got[2])
+      assert.equal("bye\n", net.recv(c, 100))
     end)
-    loop:after(0.01, function() loop:shutdown(10) end)
-    loop:after(0.2, function() net.send(c, "late data") end)
-    assert.is_true(loop:run())
-    assert.same({ nil, "shutdown" }, got[1])
-    assert.same({ "late data" }, got[2])
-    assert.equal("bye\n", net.recv(c, 100))
   end)
 
   it("gives data that is there, not the news", function()
-    local got
-    local loop, c = served({}, function(conn, lp)
-      lp:sleep(0.05)
-      got = { conn:read() }
+    h.with_loop(function(loop)
+      local got
+      local c = served(loop, {}, function(conn)
+        loop:sleep(0.05)
+        got = { conn:read() }
+      end)
+      net.send(c, "hello")
+      loop:after(0.01, function() loop:shutdown(10) end)
+      assert.is_true(h.run(loop, h.WAIT))
+      assert.same({ "hello" }, got)
     end)
-    net.send(c, "hello")
-    loop:after(0.01, function() loop:shutdown(10) end)
-    assert.is_true(loop:run())
-    assert.same({ "hello" }, got)
   end)
 end)
 
@@ -233,74 +236,82 @@ describe("accept pauses", function()
       for _, l in ipairs(lines) do print(l) end
       os.exit(0)
     ]]
-    local out, ok = process.sh("ulimit -n 24 && " .. process.lua_command() .. " -e "
-      .. process.shquote(script))
-    assert.is_true(ok, out)
-    local pauses, resumes = 0, 0
-    for line in out:gmatch("[^\n]+") do
-      if line:find("pausing accepts", 1, true) then pauses = pauses + 1 end
-      if line:find("accepting again after", 1, true) then
-        resumes = resumes + 1
-        local n = tonumber(line:match("after (%d+) pause"))
-        assert.is_true(n and n > 1, line)
+    h.with_checks(function()  -- no loop here; the child's pipe is closed
+      local out, ok = process.sh("ulimit -n 24 && " .. process.lua_command() .. " -e "
+        .. process.shquote(script))
+      assert.is_true(ok, out)
+      local pauses, resumes = 0, 0
+      for line in out:gmatch("[^\n]+") do
+        if line:find("pausing accepts", 1, true) then pauses = pauses + 1 end
+        if line:find("accepting again after", 1, true) then
+          resumes = resumes + 1
+          local n = tonumber(line:match("after (%d+) pause"))
+          assert.is_true(n and n > 1, line)
+        end
       end
-    end
-    assert.equal(1, pauses, out)
-    assert.equal(1, resumes, out)
+      assert.equal(1, pauses, out)
+      assert.equal(1, resumes, out)
+    end)
   end)
 end)
 
 describe("a write from a callback", function()
   it("that would have to wait and has sent nothing raises, sending nothing", function()
-    local conn
-    local loop, c = served({ hwm = 1024 }, function(cn, lp)
-      conn = cn
-      assert(cn:setoption("sndbuf", 4096))
-      -- fill the kernel and the queue from the handler
-      while cn:pending() == 0 do assert(cn:write(string.rep("a", 4096))) end
-      lp:sleep(1000)
+    h.with_loop(function(loop)
+      local conn
+      local c = served(loop, { hwm = 1024 }, function(cn)
+        conn = cn
+        assert(cn:setoption("sndbuf", 4096))
+        -- fill the kernel and the queue from the handler
+        while cn:pending() == 0 do assert(cn:write(string.rep("a", 4096))) end
+        loop:sleep(1000)
+      end)
+      h.wait_until(loop, function() return conn and conn:pending() > 0 end, nil, "the queue")
+      local before = conn:pending()
+      local err
+      loop:after(0, function()
+        local ok, e = pcall(conn.write, conn, string.rep("b", 8192))
+        err = ok and "no error" or e
+      end)
+      h.wait_until(loop, function() return err end, nil, "the timer")
+      assert.matches("conn:write must be called from a coroutine", err)
+      assert.equal(before, conn:pending())
+      -- what the client gets is the handler's a's only
+      conn:close()
+      assert.matches("^a+$", drain(loop, c))
     end)
-    step_until(loop, function() return conn and conn:pending() > 0 end, "the queue")
-    local before = conn:pending()
-    local err
-    loop:after(0, function()
-      local ok, e = pcall(conn.write, conn, string.rep("b", 8192))
-      err = ok and "no error" or e
-    end)
-    step_until(loop, function() return err end, "the timer")
-    assert.matches("conn:write must be called from a coroutine", err)
-    assert.equal(before, conn:pending())
-    -- what the client gets is the handler's a's only
-    conn:close()
-    assert.matches("^a+$", drain(loop, c))
   end)
 
   it("that the kernel took a part of is queued whole, beyond hwm", function()
-    local conn
-    local loop, c = served({ hwm = 16 }, function(cn, lp)
-      conn = cn
-      assert(cn:setoption("sndbuf", 4096))  -- the kernel takes a part, not all
-      lp:sleep(1000)
+    h.with_loop(function(loop)
+      local conn
+      local c = served(loop, { hwm = 16 }, function(cn)
+        conn = cn
+        assert(cn:setoption("sndbuf", 4096))  -- the kernel takes a part, not all
+        loop:sleep(1000)
+      end)
+      local data = string.rep("0123456789", 100000)  -- 1 MB: more than the kernel takes
+      local ok
+      loop:after(0, function() ok = conn:write(data) end)
+      h.wait_until(loop, function() return ok ~= nil end, nil, "the timer")
+      assert.is_true(ok)
+      assert.is_true(conn:pending() > 16)
+      conn:close()
+      assert.equal(data, drain(loop, c))
     end)
-    local data = string.rep("0123456789", 100000)  -- 1 MB: more than the kernel takes
-    local ok
-    loop:after(0, function() ok = conn:write(data) end)
-    step_until(loop, function() return ok ~= nil end, "the timer")
-    assert.is_true(ok)
-    assert.is_true(conn:pending() > 16)
-    conn:close()
-    assert.equal(data, drain(loop, c))
   end)
 end)
 
 describe("close while output is queued", function()
   it("keeps flushing when the handler returns after close()", function()
-    local data = string.rep("x", 4 * 1048576)
-    local loop, c = served({ hwm = 8 * 1048576 }, function(conn)
-      assert(conn:write(data))
-      assert.is_true(conn:pending() > 0)
-      conn:close()  -- lingers; the handler's end closes it again
+    h.with_loop(function(loop)
+      local data = string.rep("x", 4 * 1048576)
+      local c = served(loop, { hwm = 8 * 1048576 }, function(conn)
+        assert(conn:write(data))
+        assert.is_true(conn:pending() > 0)
+        conn:close()  -- lingers; the handler's end closes it again
+      end)
+      assert.equal(#data, #drain(loop, c))
     end)
-    assert.equal(#data, #drain(loop, c))
   end)
 end)
