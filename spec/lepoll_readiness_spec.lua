@@ -67,7 +67,7 @@ describe("a short read that is not drained", function()
   it("TCP urgent data: recv stops at the mark, the rest still arrives", function()
     h.with_loop(function(loop)
       local r = second_line(loop, { port = 0 },
-        "s.send(b'hello'); s.send(b'!', socket.MSG_OOB); s.send(b'world\\n')")
+        "s.sendall(b'hello'); s.send(b'!', socket.MSG_OOB); s.sendall(b'world\\n')")
       -- the urgent byte is out of band (SO_OOBINLINE is off)
       assert.same({ "helloworld" }, r)
     end)
@@ -76,9 +76,9 @@ describe("a short read that is not drained", function()
   it("a unix message carrying fds: recv stops after it, the rest still arrives", function()
     h.with_loop(function(loop)
       local r = second_line(loop, { path = tmppath() },
-        "r, w = os.pipe(); s.send(b'hello')\n"
+        "r, w = os.pipe(); s.sendall(b'hello')\n"
         .. "s.sendmsg([b'X'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [r]))])\n"
-        .. "s.send(b'world\\n')")
+        .. "s.sendall(b'world\\n')")
       assert.same({ "helloXworld" }, r)
     end)
   end)
@@ -86,7 +86,7 @@ describe("a short read that is not drained", function()
   it("unix urgent data: recv stops at the mark, the rest still arrives", function()
     h.with_loop(function(loop)
       local r = second_line(loop, { path = tmppath() },
-        "s.send(b'hello'); s.send(b'!', socket.MSG_OOB); s.send(b'world\\n')")
+        "s.sendall(b'hello'); s.send(b'!', socket.MSG_OOB); s.sendall(b'world\\n')")
       assert.same({ "helloworld" }, r)
     end)
   end)
@@ -99,7 +99,7 @@ describe("a short read that is not drained", function()
       local r = second_line(loop, { path = tmppath() },
         "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(8)]\n"
         .. "s.sendmsg([b'X'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))])\n"
-        .. "s.send(b'\\n')")
+        .. "s.sendall(b'\\n')")
       assert.same({ "X" }, r)
       assert.equal(before, files.count_fds())
     end)
