@@ -350,3 +350,28 @@ describe("close while output is queued", function()
     end)
   end)
 end)
+
+describe("loop:close", function()
+  it("closes the coroutines it would still have resumed: their to-be-closed variables run",
+    function()
+      h.with_loop(function(loop)
+        local closed = {}
+        local function closer(name)
+          return setmetatable({}, { __close = function() closed[#closed + 1] = name end })
+        end
+        served(loop, {}, function(conn)
+          local guard <close> = closer("reader")
+          conn:read()  -- woken with "closed" by the close, but never resumed
+        end)
+        loop:spawn(function()
+          local guard <close> = closer("sleeper")
+          loop:sleep(1000)
+        end)
+        h.step(loop, 0)
+        assert.same({}, closed)
+        loop:close()
+        table.sort(closed)
+        assert.same({ "reader", "sleeper" }, closed)
+      end)
+    end)
+end)
