@@ -360,11 +360,11 @@ describe("loop:close", function()
           return setmetatable({}, { __close = function() closed[#closed + 1] = name end })
         end
         served(loop, {}, function(conn)
-          local guard <close> = closer("reader")
+          local _guard <close> = closer("reader")
           conn:read()  -- woken with "closed" by the close, but never resumed
         end)
         loop:spawn(function()
-          local guard <close> = closer("sleeper")
+          local _guard <close> = closer("sleeper")
           loop:sleep(1000)
         end)
         h.step(loop, 0)
