@@ -360,12 +360,12 @@ describe("loop:close", function()
           return setmetatable({}, { __close = function() closed[#closed + 1] = name end })
         end
         served(loop, {}, function(conn)
-          local _guard <close> = closer("reader")
-          conn:read()  -- woken with "closed" by the close, but never resumed
+          local guard <close> = closer("reader")
+          assert(guard and conn:read() == nil)  -- woken with "closed" by the close, but never resumed
         end)
         loop:spawn(function()
-          local _guard <close> = closer("sleeper")
-          loop:sleep(1000)
+          local guard <close> = closer("sleeper")
+          assert(guard and loop:sleep(1000))
         end)
         h.step(loop, 0)
         assert.same({}, closed)
