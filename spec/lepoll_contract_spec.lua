@@ -361,7 +361,8 @@ describe("loop:close", function()
         end
         served(loop, {}, function(conn)
           local guard <close> = closer("reader")
-          assert(guard and conn:read() == nil)  -- woken with "closed" by the close, but never resumed
+          -- woken with "closed" by the close, but never resumed
+          assert(guard and conn:read() == nil)
         end)
         loop:spawn(function()
           local guard <close> = closer("sleeper")
