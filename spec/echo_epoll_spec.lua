@@ -99,6 +99,19 @@ local function wait_eof(ep, evs, sock)
   ep:delete(sock)
 end
 
+-- The bytes the server has not read yet on its end of the connection
+-- whose client end is sock (its rx_queue in /proc/net/tcp), or nil if that
+-- socket is not listed.
+local function server_unread(port, sock)
+  local _, cport = net.getsockname(sock)
+  for line in io.lines("/proc/net/tcp") do
+    local lp, rp, rx = line:match("^%s*%d+: %x+:(%x+) %x+:(%x+) %x+ %x+:(%x+)")
+    if lp and tonumber(lp, 16) == port and tonumber(rp, 16) == cport then
+      return tonumber(rx, 16)
+    end
+  end
+end
+
 -- A deterministic payload of n bytes: 256-byte blocks, each different
 -- (so lost, repeated or reordered bytes show).
 local FILL = ("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"):rep(5)
@@ -143,24 +156,41 @@ describe("examples/echo_epoll.lua", function()
     local p, port = start()
     local s = track(assert(net.socket(net.INET, net.STREAM, net.NONBLOCK)))
     -- fill up early: small buffers on this side, set before the
-    -- handshake (the window scale is fixed then)
+    -- handshake (the window scale is fixed then); a send buffer under
+    -- 16 KiB makes each 64 KiB loopback segment wait for a delayed ACK
     assert.is_true(net.setsockopt(s, "rcvbuf", 4096))
-    assert.is_true(net.setsockopt(s, "sndbuf", 4096))
+    assert.is_true(net.setsockopt(s, "sndbuf", 16384))
     local ok, err, code = net.connect(s, "127.0.0.1", port)
     assert(ok or code == EINPROGRESS, err)
     assert(ep:add(s, 0, epoll.OUT))
     assert.equal(1, ep:wait(evs, 5000))    -- connected
-    -- Send without reading until the socket stays unwritable for a while.
-    -- That happens only once the server stops reading, which it does only
-    -- while it waits for OUT to send the rest of a partial write: once its
-    -- send buffer is full (~3 MB: on loopback the kernel sizes it for ten
-    -- 64 KiB segments). Under the partial-I/O injector the socket also
-    -- stalls while the server still reads (segments of a byte, delayed
-    -- ACKs up to 200 ms, window probes): a while is 1 s there, not 300 ms.
-    local stall_ms = partial.ON and 1000 or 300
-    local total, blocked = 0, false
+    -- Send without reading until the server stops reading: no room on
+    -- this socket for a while, and for a while more, in which the server
+    -- read nothing of the input it holds. It stops only while it waits
+    -- for OUT to send the rest of a partial write: once its send buffer is
+    -- full (~3 MB: on loopback the kernel sizes it for ten 64 KiB
+    -- segments). Under the partial-I/O injector a live server reads a byte
+    -- per syscall (a while is 500 ms there, not 150), and its echo comes
+    -- in segments of a byte, which overrun this side's small receive
+    -- buffer and can stall the connection until it reads: when the
+    -- server holds no input, it takes the echo so far, and sends on.
+    local while_ms = partial.ON and 500 or 150
+    local got = {}                         -- the echo, in order
+    local function take_echo()             -- what came back so far
+      while true do
+        local data, rerr, rcode = net.recv(s, 65536)
+        if not data then
+          assert.equal(EAGAIN, rcode, rerr)
+          return
+        end
+        assert(data ~= "", "the server closed")
+        got[#got + 1] = data
+      end
+    end
+    local total, blocked, until_t = 0, false, os.time() + WAIT_S
     local chunk, at, seed = "", 1, 0       -- a send may take a part of it
     while total < 64 * 1024 * 1024 and not blocked do
+      assert(os.time() <= until_t, "the server never stopped reading")
       if at > #chunk then
         seed = seed + 1
         chunk, at = payload(65536, seed), 1
@@ -171,7 +201,14 @@ describe("examples/echo_epoll.lua", function()
         at = at + n
       else
         assert.equal(EAGAIN, scode, serr)
-        blocked = ep:wait(evs, stall_ms) == 0   -- did the window open again?
+        if ep:wait(evs, while_ms) == 0 then   -- still no room
+          local before = assert(server_unread(port, s), "the server's socket is not listed")
+          if ep:wait(evs, while_ms) == 0 then
+            local after = assert(server_unread(port, s), "the server's socket is not listed")
+            blocked = before > 0 and after >= before
+            if after == 0 then take_echo() end   -- a stall of the connection
+          end
+        end
       end
     end
     assert.is_true(blocked, "the server never stopped reading")
@@ -182,7 +219,7 @@ describe("examples/echo_epoll.lua", function()
     -- Now read it all back: the server must finish what it held.
     local want = table.concat(sent)
     assert(ep:modify(s, 0, epoll.IN))
-    local got, deadline = {}, os.time() + WAIT_S
+    local deadline = os.time() + WAIT_S
     while os.time() <= deadline do
       local data, rerr, rcode = net.recv(s, 65536)
       if data == "" then break end
