@@ -2,11 +2,16 @@
 -- process and driven by real TCP clients on 127.0.0.1.
 local process = require "support.process"
 local client = require "support.client"
+local partial = require "support.partial"
 local epoll = require "lepoll.epoll"
 local net = require "lepoll.net"
 
 local EAGAIN, EINPROGRESS = net.errno.EAGAIN, net.errno.EINPROGRESS
-local WAIT_S = 10            -- a bound for each whole test's waiting
+-- A bound for each whole test's waiting, and for the server's life (see
+-- "reads late": under the partial-I/O injector it moves megabytes a byte
+-- per syscall).
+local WAIT_S = partial.ON and 60 or 10
+local LIMIT_S = partial.ON and 180 or 60
 
 -- connect(port): a non-blocking client socket whose connect is under way.
 -- Every socket (and server) a test opens is kept in track(); after_each
@@ -14,7 +19,8 @@ local WAIT_S = 10            -- a bound for each whole test's waiting
 local connect, closeall, track = client.connector()
 
 local function start()
-  local p = process.script("examples/echo_epoll.lua", "0")
+  local p = process.spawn(process.lua_command() .. " examples/echo_epoll.lua 0",
+    { limit = LIMIT_S })
   local _, port = p:listening("127.0.0.1")
   track(function() p:close() end)     -- after the test's sockets
   return p, port
@@ -93,6 +99,19 @@ local function wait_eof(ep, evs, sock)
   ep:delete(sock)
 end
 
+-- The bytes the server has not read yet on its end of the connection
+-- whose client end is sock (its rx_queue in /proc/net/tcp), or nil if that
+-- socket is not listed.
+local function server_unread(port, sock)
+  local _, cport = net.getsockname(sock)
+  for line in io.lines("/proc/net/tcp") do
+    local lp, rp, rx = line:match("^%s*%d+: %x+:(%x+) %x+:(%x+) %x+ %x+:(%x+)")
+    if lp and tonumber(lp, 16) == port and tonumber(rp, 16) == cport then
+      return tonumber(rx, 16)
+    end
+  end
+end
+
 -- A deterministic payload of n bytes: 256-byte blocks, each different
 -- (so lost, repeated or reordered bytes show).
 local FILL = ("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"):rep(5)
@@ -122,9 +141,10 @@ describe("examples/echo_epoll.lua", function()
     assert.equal("", p:stderr())
   end)
 
-  it("echoes a 1 MiB payload written and read at the same time", function()
+  it("echoes a 1 MiB payload (64 KiB under the injector) written and read at the same time",
+    function()
     local _, port = start()
-    local data = payload(1024 * 1024, 1)
+    local data = payload(partial.bulk(1024 * 1024, 64 * 1024), 1)
     local c = { sock = connect(port), out = data, want = math.huge, shut = true }
     drive(ep, evs, { c })
     assert.is_true(c.eof)                  -- the server closed after echoing
@@ -135,34 +155,71 @@ describe("examples/echo_epoll.lua", function()
   it("finishes partial writes to a client that reads late", function()
     local p, port = start()
     local s = track(assert(net.socket(net.INET, net.STREAM, net.NONBLOCK)))
-    assert.is_true(net.setsockopt(s, "rcvbuf", 4096))   -- fill up early
+    -- fill up early: small buffers on this side, set before the
+    -- handshake (the window scale is fixed then); a send buffer under
+    -- 16 KiB makes each 64 KiB loopback segment wait for a delayed ACK
+    assert.is_true(net.setsockopt(s, "rcvbuf", 4096))
+    assert.is_true(net.setsockopt(s, "sndbuf", 16384))
     local ok, err, code = net.connect(s, "127.0.0.1", port)
     assert(ok or code == EINPROGRESS, err)
     assert(ep:add(s, 0, epoll.OUT))
     assert.equal(1, ep:wait(evs, 5000))    -- connected
-    -- Send without reading until the socket stays unwritable for 300 ms.
-    -- That happens only once the server stops reading, which it does only
-    -- while it waits for OUT to send the rest of a partial write.
-    local sent, total, blocked = {}, 0, false
+    -- Send without reading until the server stops reading: no room on
+    -- this socket for a while, and for a while more, in which the server
+    -- read nothing of the input it holds. It stops only while it waits
+    -- for OUT to send the rest of a partial write: once its send buffer is
+    -- full (~3 MB: on loopback the kernel sizes it for ten 64 KiB
+    -- segments). Under the partial-I/O injector a live server reads a byte
+    -- per syscall (a while is 500 ms there, not 150), and its echo comes
+    -- in segments of a byte, which overrun this side's small receive
+    -- buffer and can stall the connection until it reads: when the
+    -- server holds no input, it takes the echo so far, and sends on.
+    local while_ms = partial.ON and 500 or 150
+    local got = {}                         -- the echo, in order
+    local function take_echo()             -- what came back so far
+      while true do
+        local data, rerr, rcode = net.recv(s, 65536)
+        if not data then
+          assert.equal(EAGAIN, rcode, rerr)
+          return
+        end
+        assert(data ~= "", "the server closed")
+        got[#got + 1] = data
+      end
+    end
+    local total, blocked, until_t = 0, false, os.time() + WAIT_S
+    local chunk, at, seed = "", 1, 0       -- a send may take a part of it
     while total < 64 * 1024 * 1024 and not blocked do
-      local chunk = payload(65536, #sent + 1)
-      local n, serr, scode = net.send(s, chunk)
+      assert(os.time() <= until_t, "the server never stopped reading")
+      if at > #chunk then
+        seed = seed + 1
+        chunk, at = payload(65536, seed), 1
+      end
+      local n, serr, scode = net.send(s, chunk, at)
       if n then
-        sent[#sent + 1] = chunk:sub(1, n)
         total = total + n
+        at = at + n
       else
         assert.equal(EAGAIN, scode, serr)
-      end
-      if not n or n < #chunk then
-        blocked = ep:wait(evs, 300) == 0   -- did the window open again?
+        if ep:wait(evs, while_ms) == 0 then   -- still no room
+          local before = assert(server_unread(port, s), "the server's socket is not listed")
+          if ep:wait(evs, while_ms) == 0 then
+            local after = assert(server_unread(port, s), "the server's socket is not listed")
+            blocked = before > 0 and after >= before
+            if after == 0 then take_echo() end   -- a stall of the connection
+          end
+        end
       end
     end
     assert.is_true(blocked, "the server never stopped reading")
     assert.is_true(net.shutdown(s, "w"))
+    local sent = {}                        -- the whole chunks, then a part
+    for i = 1, seed - 1 do sent[i] = payload(65536, i) end
+    sent[seed] = chunk:sub(1, at - 1)
     -- Now read it all back: the server must finish what it held.
     local want = table.concat(sent)
     assert(ep:modify(s, 0, epoll.IN))
-    local got, deadline = {}, os.time() + WAIT_S
+    local deadline = os.time() + WAIT_S
     while os.time() <= deadline do
       local data, rerr, rcode = net.recv(s, 65536)
       if data == "" then break end

@@ -3,6 +3,7 @@
 -- finish, then run() returns and the script exits.
 local lepoll = require "lepoll"
 local net = require "lepoll.net"
+local send_all = require "support.client".send_all
 local process = require "support.process"
 local h = require "support.framework"
 
@@ -43,7 +44,7 @@ describe("graceful shutdown", function()
       local s = assert(net.socket(net.INET, net.STREAM))
       clients[i] = s
       assert(net.connect(s, "127.0.0.1", port))
-      assert(net.send(s, "req" .. i .. "\n"))
+      send_all(s, "req" .. i .. "\n")
     end
     local got = {}
     for _ = 1, 5 do got[#got + 1] = proc:line() end   -- all five in their handlers

@@ -36,6 +36,28 @@ function M.connector()
   return function(port, host) return track(M.connect(port, host)) end, closeall, track
 end
 
+--- Send all of s on the blocking socket sock, in as many send(2) calls
+-- as the kernel (or a slow network) needs; raises on a failure.
+function M.send_all(sock, s)
+  local at = 1
+  while at <= #s do at = at + assert(net.send(sock, s, at)) end
+end
+
+--- Read from the blocking socket sock until n bytes came, or end of
+-- stream, or an error: returns what came (maybe fewer than n bytes), and
+-- the error message, if any.
+function M.recv_upto(sock, n)
+  local parts, got = {}, 0
+  while got < n do
+    local d, err = net.recv(sock, n - got)
+    if not d then return table.concat(parts), err end
+    if d == "" then break end
+    parts[#parts + 1] = d
+    got = got + #d
+  end
+  return table.concat(parts)
+end
+
 --- Everything the server at host (default 127.0.0.1) port sends until it
 -- closes; raises if it sends nothing for ms (default WAIT_MS) at a time.
 function M.fetch(port, host, ms)
