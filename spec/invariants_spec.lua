@@ -85,4 +85,23 @@ describe("the invariant checker", function()
         "nactive is %d+; connections 1 %+ servers 1")
     end)
   end)
+
+  it("passes extras made for a deadline after set_timeouts turned them off", function()
+    h.with_loop(function(loop)
+      local timed_out, waiting
+      local server, port = h.serve(loop, function(conn)
+        timed_out = { conn:read() }          -- times out: extras made for "deadline"
+        conn:set_timeouts({ read = false })
+        waiting = true
+        conn:read()                          -- waits, with no timeout now
+      end, { read_timeout = 0.05 })
+      local c
+      loop:spawn(function() c = assert(loop:connect("127.0.0.1", port)) end)
+      h.wait_until(loop, function() return waiting end, nil, "the second read")
+      assert.same({ nil, "timeout" }, timed_out)
+      assert.is_true(invariants.check(loop))
+      c:close()
+      server:close()
+    end)
+  end)
 end)

@@ -193,3 +193,43 @@ describe("a socket error", function()
     end)
   end)
 end)
+
+describe("after a socket error", function()
+  it("a read still returns what the kernel held before it, then the error", function()
+    h.with_loop(function(loop)
+      local conn, go, got = nil, false, nil
+      local c = pair(loop, {}, function(cn)
+        conn = cn
+        h.wait_until(loop, function() return go end, nil, "the test's go")
+        got = { write = { cn:write("x") } }  -- the reset's first report goes here
+        got.first = { cn:readn(4) }          -- the peer's bytes, still queued
+        got.second = { cn:read() }
+      end)
+      h.wait_until(loop, function() return conn end, nil, "the handler")
+      client.send_all(c, "bye\n")
+      reset(c)
+      go = true
+      h.wait_until(loop, function() return got and got.second end, nil, "the reads")
+      local want = { nil, "Connection reset by peer", net.errno.ECONNRESET }
+      assert.same(want, got.write)
+      assert.same({ "bye\n" }, got.first)
+      assert.same(want, got.second)
+    end)
+  end)
+
+  it("EPIPE ends the write side only: reads go on", function()
+    h.with_loop(function(loop)
+      local got
+      local c = pair(loop, {}, function(cn)
+        assert(cn:shutdown("w"))
+        got = { write = { cn:write("x") } }
+        got.read = { cn:readn(5) }
+      end)
+      h.wait_until(loop, function() return got end, nil, "the write")
+      client.send_all(c, "still")
+      h.wait_until(loop, function() return got.read end, nil, "the read")
+      assert.same({ nil, "Broken pipe", net.errno.EPIPE }, got.write)
+      assert.same({ "still" }, got.read)
+    end)
+  end)
+end)

@@ -160,6 +160,7 @@ end
 local function own_config(c)
   local cfg = {}
   for k, v in pairs(c[CONFIG]) do cfg[k] = v end
+  cfg.own = true  -- this connection's alone (specs check it)
   c[CONFIG] = cfg
   return cfg
 end
@@ -310,15 +311,23 @@ local function rare(x)
   return r
 end
 
--- The recorded socket error of extras x, if any: message, errno.
-local function recorded(x)
+local EPIPE = net.errno.EPIPE
+
+-- The recorded socket error of extras x, if any: message, errno. For a
+-- read (for_read), EPIPE does not count: it ends the write side only.
+local function recorded(x, for_read)
   local r = x and x.rare
-  if r and r.error_message then return r.error_message, r.error_errno or nil end
+  if r and r.error_message and not (for_read and r.error_errno == EPIPE) then
+    return r.error_message, r.error_errno or nil
+  end
 end
 
 -- Record the socket error err, en (the first one wins) and return the
 -- recorded message and errno: every later operation reports the same
--- triple, whoever saw the error first.
+-- triple, whoever saw the error first (a read after what the kernel still
+-- holds: the kernel too returns queued data before an error). A parked
+-- reader is left parked: the event that carried the error (ERR, HUP)
+-- reaches it in the dispatch, whose recv then finds the data or the end.
 local register
 local function fail(c, err, en)
   if c[EXTRAS] == nil and not register(c) then  -- extras imply registration
@@ -328,12 +337,8 @@ local function fail(c, err, en)
   if not r.error_message then
     r.error_message, r.error_errno = err, en or false
   end
-  local t = c[READER]
-  if t then  -- a parked reader learns it now (Conn:read finds the errno)
-    c[READER] = false
-    c[CONFIG].loop:_schedule(t, r.error_message)
-  end
-  if c[STATE] <= ENDED then c[STATE] = ENDED end
+  local st = c[STATE]
+  if st >= 0 and st <= ENDED and r.error_errno ~= EPIPE then c[STATE] = ENDED end
   return r.error_message, r.error_errno or nil
 end
 
@@ -542,7 +547,7 @@ function M.dispatch(loop, evs, n)
                 -- end of stream, or a socket error already recorded
                 -- (another path's send got it, the recv sees only EOF)
                 c[STATE], s, err = ENDED, nil, "closed"
-                local m, e = recorded(c[EXTRAS])
+                local m, e = recorded(c[EXTRAS], true)
                 if m then err, en = m, e end
               elseif fl & HUPMASK ~= 0 then
                 c[STATE] = ENDED  -- end of stream or an error is a state, not an edge
@@ -794,15 +799,19 @@ function Conn:read(max)
       end
       if st > ENDED then return nil, "closed" end
       if st == ENDED then
-        local m, n = recorded(self[EXTRAS])
-        if m then return nil, m, n end
+        local m, n = recorded(self[EXTRAS], true)
+        if m then  -- what the kernel still holds comes first, then the error
+          local s = recv(self[FD], max)
+          if s and s ~= "" then return s end
+          return nil, m, n
+        end
       end
       local s, err, en = recv(self[FD], max)
       if s then
         local len = #s
         if len == 0 then
           self[STATE] = ENDED
-          local m, n = recorded(self[EXTRAS])
+          local m, n = recorded(self[EXTRAS], true)
           if m then return nil, m, n end
           return nil, "closed"
         end
@@ -861,10 +870,6 @@ function Conn:read(max)
   if not w then
     if not self[READER] and self[STATE] < 0 then self[STATE] = READY end
     error(NOTCO, 2)
-  end
-  if not en then  -- woken by an error another path recorded (fail)
-    local m, n = recorded(self[EXTRAS])
-    if m == w then return nil, w, n end
   end
   return nil, w, en
 end

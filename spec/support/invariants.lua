@@ -20,7 +20,8 @@ local function extras_reason_ok(c, x)
   local cfg = c[L.CONFIG]
   local why = x.made_for
   if why == "deadline" or why == "timeouts" then
-    return cfg.read_timeout or cfg.write_timeout or cfg.idle_timeout
+    -- extras stay once made: set_timeouts may have turned them all off since
+    return cfg.read_timeout or cfg.write_timeout or cfg.idle_timeout or cfg.own
   elseif why == "unix" then
     return cfg.short_reads_drain == false
   elseif why == "peer" then
