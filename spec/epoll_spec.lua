@@ -595,11 +595,7 @@ describe("a getfd() that calls back into lepoll.epoll", function()
       print(ok, (tostring(err):match("stack overflow")))
     ]=])
     for _, name in ipairs { "add", "modify", "delete" } do
-      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
-        .. process.lua_command() .. " " .. process.shquote(path) .. " " .. name))
-      local rest, how, code = p:wait()
-      local err = p:stderr()
-      p:close()
+      local rest, how, code, err = process.small_stack(path, name)
       assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
       assert.same({ "exit", 0 }, { how, code }, name)
     end

@@ -586,12 +586,7 @@ describe("lepoll.io and a getfd() that calls back into lepoll.io", function()
     ]=])
     for _, name in ipairs { "read", "read big", "write", "writev", "set_nonblocking",
                             "eventfd_read", "signalfd_read" } do
-      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
-        .. process.lua_command() .. " " .. process.shquote(script) .. " "
-        .. process.shquote(name)))
-      local rest, how, code = p:wait()
-      local err = p:stderr()
-      p:close()
+      local rest, how, code, err = process.small_stack(script, name)
       assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
       assert.same({ "exit", 0 }, { how, code }, name)
     end

@@ -10,6 +10,7 @@ local net = require "lepoll.net"
 local process = require "support.process"
 local client = require "support.client"
 local h = require "support.framework"
+local partial = require "support.partial"
 
 -- One listener on loop whose handler is fn(conn), and a client socket of
 -- ours connected to it, accepted (closed at the end of the test), with
@@ -29,10 +30,6 @@ local function served(loop, opts, fn, rcvbuf)
   return c, server
 end
 
--- Under the partial-I/O injector (make check-partial) every byte is a
--- syscall: bulk data shrinks there; the small socket buffers the tests
--- set keep "more than the kernel takes" true at either size.
-local BULK = os.getenv("LEPOLL_PARTIAL_IO") and 1 / 64 or 1
 
 -- Send all of s on the client socket c (a partial send is not a failure:
 -- the rest goes when there is room), stepping loop meanwhile.
@@ -323,8 +320,9 @@ describe("a write from a callback", function()
         assert(cn:setoption("sndbuf", 4096))  -- the kernel takes a part, not all
         loop:sleep(1000)
       end, 4096)
-      -- 1 MB (16 KB under the injector): more than the kernel takes
-      local data = string.rep("0123456789", math.floor(100000 * BULK))
+      -- 1 MB (16 KB under the injector, where every byte is a syscall): with
+      -- the small socket buffers on both ends, more than the kernel takes
+      local data = string.rep("0123456789", partial.bulk(100000, 1600))
       local ok
       loop:after(0, function() ok = conn:write(data) end)
       h.wait_until(loop, function() return ok ~= nil end, nil, "the timer")
@@ -339,7 +337,7 @@ end)
 describe("close while output is queued", function()
   it("keeps flushing when the handler returns after close()", function()
     h.with_loop(function(loop)
-      local data = string.rep("x", math.floor(4 * 1048576 * BULK))
+      local data = string.rep("x", partial.bulk(4 * 1048576, 65536))
       local c = served(loop, { hwm = 8 * 1048576 }, function(conn)
         assert(conn:setoption("sndbuf", 4096))  -- the kernel takes a part
         assert(conn:write(data))

@@ -882,12 +882,7 @@ describe("a getfd() that calls back into lepoll.net", function()
     finally(function() os.remove(script) end)
     for _, name in ipairs { "recv", "recv big", "recvfrom", "send", "sendto", "accept",
                             "getsockname", "getsockopt" } do
-      local p = process.spawn("sh -c " .. process.shquote("ulimit -s 256 && exec "
-        .. process.lua_command() .. " " .. process.shquote(script) .. " "
-        .. process.shquote(name)))
-      local rest, how, code = p:wait()
-      local err = p:stderr()
-      p:close()
+      local rest, how, code, err = process.small_stack(script, name)
       assert.equal("false\tstack overflow\n", rest, name .. ": " .. err)
       assert.same({ "exit", 0 }, { how, code }, name)
     end

@@ -123,7 +123,7 @@ Conn.__index = Conn
 local ConnMT, read_m, write_m  -- see the end of the methods
 Conn._isconn = true
 M.Conn = Conn
-M.WAIT, M.RWAIT = WAIT, RWAIT
+M.WAIT = WAIT
 M.CURRENT_TASK = CURRENT_TASK
 -- for spec/support/invariants.lua, which checks what the prose above says
 M.layout = { COROUTINE = COROUTINE, CONFIG = CONFIG, FD = FD, STATE = STATE,

@@ -103,10 +103,6 @@ M.kinds = {
   }),
 }
 
---- The defaults of the per-connection options.
-M.conn_defaults = {}
-for k, v in pairs(CONN) do M.conn_defaults[k] = v[2] end
-
 --- Check the option table opts (nil: none) of kind ("loop", "listen",
 -- "connect") given as argument arg of fname: returns a new table with
 -- every option of the kind, defaults filled in. Raises at level (counted

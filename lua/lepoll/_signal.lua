@@ -122,5 +122,4 @@ function Handle:cancel()
   return true
 end
 
-M.signo_of = signo_of
 return M

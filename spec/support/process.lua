@@ -86,6 +86,18 @@ function M.sh(cmd, limit)
   return out, how == "exit" and code == 0, code
 end
 
+--- Run the Lua script at path with arg under a 256 KiB C stack (ulimit
+-- -s 256: what stock Lua needs to reach its C-call limit): returns its
+-- stdout, how it ended ("exit"/"signal"), its code and its stderr.
+function M.small_stack(path, arg)
+  local p = M.spawn("sh -c " .. shquote("ulimit -s 256 && exec " .. M.lua_command() .. " "
+    .. shquote(path) .. " " .. shquote(arg)))
+  local rest, how, code = p:wait()
+  local err = p:stderr()
+  p:close()
+  return rest, how, code, err
+end
+
 --- Next line of the child's stdout (nil at end of file).
 function Proc:line()
   return self.out:read("l")
