@@ -1179,6 +1179,28 @@ end
 ConnMT = { __index = Conn, __tostring = Conn.__tostring }
 read_m, write_m = Conn.read, Conn.write
 
+-- Protocols on top (lepoll.http) ---------------------------------------------
+
+--- Give c's next reads the absolute deadline dl (loop time; false: the
+-- read_timeout again) instead of one counted from each call: a protocol
+-- that bounds a whole phase (an HTTP head must arrive within 30 s of its
+-- first byte) sets it before its reads, with no frame between its loop
+-- and Conn:read. Needs a configuration with timed reads (read_timeout or
+-- idle_timeout set). true, or nil, message, errno when c cannot be
+-- registered.
+function M.set_read_deadline(c, dl)
+  local x = c[EXTRAS]
+  if not x then
+    if x == nil then
+      local ok, err, en = register(c)
+      if not ok then return nil, err, en end
+    end
+    x = xnode(c, "deadline")
+  end
+  x.read_call_deadline = dl
+  return true
+end
+
 -- Outbound connections (lepoll._connect) ---------------------------------------
 
 --- Wait, from the calling task, until c's connect(2) completes: nil, or

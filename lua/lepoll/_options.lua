@@ -103,6 +103,38 @@ M.kinds = {
   }),
 }
 
+-- lepoll.http.listen: every listen option but the read and idle timeouts
+-- (HTTP's own deadlines replace them), then HTTP's limits.
+local function string_or_false(v)
+  if v == false or (type(v) == "string" and not v:find("[%z\1-\31\127]")) then return v end
+  return nil, "a string without control characters, or false"
+end
+
+local function loop_(v)
+  if type(v) == "table" and type(v.listen) == "function" and v.ep then return v end
+  return nil, "a lepoll loop"
+end
+
+do
+  local http = {}
+  for k, v in pairs(M.kinds.listen) do http[k] = v end
+  http.read_timeout, http.idle_timeout = nil, nil
+  http.write_timeout = { positive_or_false, 60 }   -- seconds one write may wait
+  http.nodelay = { boolean, true }                 -- pipelined replies must not wait on Nagle
+  http.loop = { loop_, nil }                       -- default: lepoll's default loop
+  http.max_request_line = { positive_int, 8192 }   -- 414
+  http.max_header_size = { positive_int, 16384 }   -- 431
+  http.max_headers = { positive_int, 100 }         -- 431
+  http.max_body = { positive_int, 1048576 }        -- req:body(): 413
+  http.header_timeout = { positive, 30 }           -- a head, from its first byte: 408
+  http.body_timeout = { positive, 60 }             -- between body reads: 408
+  http.keepalive_timeout = { positive, 75 }        -- idle between requests: close
+  http.max_requests = { positive_int, 1000 }       -- per connection
+  http.server_header = { string_or_false, "lepoll" }
+  http.log_errors = { boolean, false }             -- log each refused request
+  M.kinds.http = http
+end
+
 --- Check the option table opts (nil: none) of kind ("loop", "listen",
 -- "connect") given as argument arg of fname: returns a new table with
 -- every option of the kind, defaults filled in. Raises at level (counted

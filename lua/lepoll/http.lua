@@ -1,0 +1,71 @@
+--- lepoll.http: an HTTP/1.1 server on the lepoll framework.
+--
+--     local lepoll = require "lepoll"
+--     local http = require "lepoll.http"
+--     http.listen({ host = "127.0.0.1", port = 8080 }, function(req, res)
+--       res:header("content-type", "text/plain")
+--       res:finish("hello\n")
+--     end)
+--     lepoll.run()
+--
+-- One handler call per request, in the connection's coroutine; keep-alive,
+-- pipelining, limits and deadlines are the server's. The head is parsed in
+-- C (lepoll.http1), strictly. The reference is docs/http.md; the pieces:
+-- _http_server.lua (a connection's life), _http_request.lua (req and its
+-- body), _http_response.lua (res and the server's own replies).
+local lepoll = require "lepoll"
+local optionsm = require "lepoll._options"
+local serverm = require "lepoll._http_server"
+local reqm = require "lepoll._http_request"
+local resm = require "lepoll._http_response"
+
+local type, error, pairs = type, error, pairs
+
+local M = {
+  _VERSION = lepoll._VERSION,
+  REASONS = resm.REASONS,  -- status code -> reason phrase
+  Request = reqm.Req,      -- req's methods (to add your own)
+  Response = resm.Res,     -- res's methods
+}
+
+local LISTEN = optionsm.kinds.listen
+
+--- Serve HTTP: opts are lepoll.listen's (but read_timeout and
+-- idle_timeout) plus loop (default: lepoll's default loop),
+-- max_request_line (8192), max_header_size (16384), max_headers (100),
+-- max_body (1 MiB), header_timeout (30), body_timeout (60),
+-- keepalive_timeout (75), max_requests (1000), write_timeout (60),
+-- server_header ("lepoll"; false: none) and log_errors (false).
+-- handler(req, res) runs once per request. Returns the server (as
+-- lepoll.listen's), or nil, message, errno.
+function M.listen(opts, handler)
+  local o = optionsm.check(opts, "http", "listen", 1)
+  if type(handler) ~= "function" then
+    error("bad argument #2 to 'listen' (function expected, got " .. type(handler) .. ")", 2)
+  end
+  local lo = {}
+  for k in pairs(LISTEN) do lo[k] = o[k] end
+  -- reads are timed: each phase sets its own deadline (set_read_deadline)
+  lo.read_timeout, lo.idle_timeout = o.keepalive_timeout, false
+  local srv = {
+    loop = false, handler = handler,
+    max_request_line = o.max_request_line, max_header_size = o.max_header_size,
+    max_headers = o.max_headers, max_body = o.max_body,
+    header_timeout = o.header_timeout, body_timeout = o.body_timeout,
+    keepalive_timeout = o.keepalive_timeout, max_requests = o.max_requests,
+    read_size = o.read_size, log_refusals = o.log_errors,
+    server_line = o.server_header and "Server: " .. o.server_header .. "\r\n" or "",
+    date_time = false, date_line = false, common = false,
+    stats = {},  -- status -> requests the server refused with it
+    must_close = serverm.must_close,
+  }
+  local serve = serverm.serve
+  local function accepted(c) return serve(c, srv) end
+  local loop = o.loop or lepoll.default_loop()
+  local s, err, en = loop:listen(lo, accepted)
+  if not s then return nil, err, en end
+  srv.loop = loop
+  return s
+end
+
+return M
