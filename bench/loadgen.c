@@ -19,6 +19,12 @@
  *       hold. Exits 0 when all N were established and none dropped. The
  *       connecting phase gives up after IDLE_CONNECT_S seconds, or after
  *       IDLE_STALL_S seconds in which no connection was established.
+ *   loadgen http_idle HOST PORT [--conns N] [--seconds S] [--batch B]
+ *       idle for an HTTP server: each connection sends one keep-alive
+ *       "GET / HTTP/1.1" and reads the whole response (200, "hello\n" by
+ *       Content-Length or chunked, no "Connection: close"), so the server
+ *       has answered it and waits for the next request; then as idle, with
+ *       workload=http_idle in the first line.
  *
  * Every reply is checked byte for byte (echo messages differ per connection
  * and per round trip, so a stale or crossed reply is caught); a wrong, short
@@ -34,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -45,9 +52,12 @@
 #define MAXSIZE   (16 * 1024 * 1024)
 #define IDLE_CONNECT_S 60   /* idle: bound on establishing the connections */
 #define IDLE_STALL_S   10   /* idle: ... and on a stretch with no progress */
+#define HTTP_RESP_MAX  4096 /* http_idle: the longest response accepted */
 
 static const char hello[] = "hello\n";
 #define HELLO_LEN (sizeof hello - 1)
+static const char http_req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+#define HTTP_REQ_LEN (sizeof http_req - 1)
 
 typedef struct conn {
   int fd;             /* -1: to be (re)opened */
@@ -57,11 +67,13 @@ typedef struct conn {
   size_t got;         /* bytes of the reply received */
   uint32_t seq;       /* echo: round trip number */
   unsigned char *msg; /* echo: the current message */
+  char *resp;         /* http_idle: the response so far, while connecting */
 } conn;
 
 typedef struct gen {
   int ep;
   int echo;
+  int http;           /* http_idle */
   size_t size;
   struct sockaddr_in addr;
   conn *conns;
@@ -119,6 +131,8 @@ static void close_conn(conn *c) {
   if (c->fd >= 0)
     close(c->fd);     /* the fd is gone even on EINTR: never retried */
   c->fd = -1;
+  free(c->resp);
+  c->resp = NULL;
 }
 
 static void fail(gen *g, conn *c) {
@@ -259,6 +273,8 @@ static int idle_start(gen *g, size_t i) {
   c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd == -1)
     return -1;
+  if (g->http && (c->resp = malloc(HTTP_RESP_MAX + 1)) == NULL)
+    die("malloc");
   if ((connect(c->fd, (struct sockaddr *)&g->addr, sizeof g->addr) == -1 &&
        errno != EINPROGRESS) ||
       ctl(g, EPOLL_CTL_ADD, c, i, EPOLLIN | EPOLLOUT) == -1) {
@@ -268,12 +284,128 @@ static int idle_start(gen *g, size_t i) {
   return 0;
 }
 
+/* Header field `name` (lower case, with the colon) of the head h..end, or
+ * NULL: a bench check, not a parser (the servers are trusted to be sane). */
+static const char *field(const char *h, const char *end, const char *name) {
+  size_t n = strlen(name);
+  const char *p = strstr(h, "\r\n");
+  while (p != NULL && p + 2 < end) {
+    p += 2;
+    if (strncasecmp(p, name, n) == 0) {
+      p += n;
+      while (*p == ' ' || *p == '\t')
+        p++;
+      return p;
+    }
+    p = strstr(p, "\r\n");
+  }
+  return NULL;
+}
+
+/* http_idle: is the response in c->resp (len bytes, NUL-terminated)
+ * complete? 1 yes and right, 0 not yet, -1 wrong. */
+static int http_complete(const char *r, size_t len) {
+  const char *end = strstr(r, "\r\n\r\n"), *v, *p;
+  char body[HTTP_RESP_MAX + 1];
+  size_t blen = 0, head, cl;
+  if (end == NULL)
+    return len >= HTTP_RESP_MAX ? -1 : 0;
+  if (strncmp(r, "HTTP/1.1 200 ", 13) != 0)
+    return -1;
+  head = (size_t)(end - r) + 4;
+  v = field(r, end, "connection:");
+  if (v != NULL && strncasecmp(v, "close", 5) == 0)
+    return -1;                        /* it would not stay idle */
+  if ((v = field(r, end, "content-length:")) != NULL) {
+    cl = strtoul(v, NULL, 10);
+    if (len < head + cl)
+      return 0;
+    return len == head + cl && cl == HELLO_LEN &&
+           memcmp(r + head, hello, HELLO_LEN) == 0 ? 1 : -1;
+  }
+  v = field(r, end, "transfer-encoding:");
+  if (v == NULL || strncasecmp(v, "chunked", 7) != 0)
+    return -1;
+  if (len < head + 5 || memcmp(r + len - 5, "0\r\n\r\n", 5) != 0)
+    return 0;                         /* no last chunk yet */
+  for (p = r + head;;) {               /* size CRLF data CRLF ... 0 CRLF CRLF */
+    char *q;
+    unsigned long n = strtoul(p, &q, 16);
+    if (q == p || strncmp(q, "\r\n", 2) != 0)
+      return -1;
+    p = q + 2;
+    if (n == 0)
+      break;
+    if (n > (unsigned long)(r + len - p) || blen + n > HTTP_RESP_MAX)
+      return -1;
+    memcpy(body + blen, p, n);
+    blen += n;
+    p += n;
+    if (strncmp(p, "\r\n", 2) != 0)
+      return -1;
+    p += 2;
+  }
+  return p + 2 == r + len && blen == HELLO_LEN && memcmp(body, hello, HELLO_LEN) == 0
+             ? 1 : -1;
+}
+
+/* http_idle's idle_step: send the request, read the response. */
+static int http_step(gen *g, size_t i, uint32_t flags) {
+  conn *c = &g->conns[i];
+  ssize_t n;
+  int done;
+  if (flags & EPOLLERR)
+    goto failed;
+  if (c->want_out && (flags & EPOLLOUT)) {
+    while (c->sent < HTTP_REQ_LEN) {
+      n = send(c->fd, http_req + c->sent, HTTP_REQ_LEN - c->sent, MSG_NOSIGNAL);
+      if (n >= 0)
+        c->sent += (size_t)n;
+      else if (errno == EAGAIN)
+        return 0;
+      else if (errno != EINTR)
+        goto failed;
+    }
+    c->want_out = 0;
+    if (ctl(g, EPOLL_CTL_MOD, c, i, EPOLLIN) == -1)
+      goto failed;
+  }
+  if (c->sent < HTTP_REQ_LEN || !(flags & (EPOLLIN | EPOLLHUP)))
+    return 0;
+  for (;;) {
+    n = recv(c->fd, c->resp + c->got, HTTP_RESP_MAX - c->got, 0);
+    if (n > 0) {
+      c->got += (size_t)n;
+      c->resp[c->got] = '\0';
+      if (memchr(c->resp + c->got - (size_t)n, '\0', (size_t)n) != NULL)
+        goto failed;
+      done = http_complete(c->resp, c->got);
+      if (done == 1) {
+        free(c->resp);
+        c->resp = NULL;
+        return 1;
+      }
+      if (done == -1)
+        goto failed;
+    } else if (n == -1 && errno == EAGAIN) {
+      return 0;
+    } else if (n == 0 || errno != EINTR) {
+      goto failed;                    /* EOF or an error before the whole */
+    }
+  }
+failed:
+  close_conn(c);
+  return -1;
+}
+
 /* One event on a connection still being established: 1 when it now is,
  * 0 when it needs more events, -1 when it failed (closed). */
 static int idle_step(gen *g, size_t i, uint32_t flags) {
   conn *c = &g->conns[i];
   unsigned char byte = (unsigned char)('a' + i % 26);
   ssize_t n;
+  if (g->http)
+    return http_step(g, i, flags);
   if (flags & EPOLLERR)
     goto failed;
   if (c->want_out && (flags & EPOLLOUT)) {
@@ -305,6 +437,11 @@ failed:
   return -1;
 }
 
+/* idle: connection c is established (its byte, or whole response, came). */
+static int settled(const conn *c) {
+  return c->got && c->resp == NULL;
+}
+
 static int run_idle(gen *g, double seconds, size_t batch) {
   struct epoll_event evs[MAXEVENTS];
   size_t next = 0, pending = 0, established = 0, dropped = 0, i;
@@ -329,7 +466,7 @@ static int run_idle(gen *g, double seconds, size_t batch) {
       i = (size_t)evs[k].data.u64;
       if (g->conns[i].fd == -1)
         continue;
-      if (g->conns[i].got) {          /* established, yet an event: */
+      if (settled(&g->conns[i])) {    /* established, yet an event: */
         dropped++;                    /* closed by the server already */
         close_conn(&g->conns[i]);
         continue;
@@ -351,11 +488,12 @@ static int run_idle(gen *g, double seconds, size_t batch) {
     t = now_ns();
   }
   for (i = 0; i < g->nconns; i++)    /* timed out: still connecting */
-    if (g->conns[i].fd != -1 && !g->conns[i].got)
+    if (g->conns[i].fd != -1 && !settled(&g->conns[i]))
       close_conn(&g->conns[i]);
   g->errors = g->nconns - established;  /* failed or timed out */
-  printf("workload=idle conns=%zu established=%zu connect_s=%.3f errors=%llu\n",
-         g->nconns, established - dropped, (double)(now_ns() - t0) / 1e9,
+  printf("workload=%s conns=%zu established=%zu connect_s=%.3f errors=%llu\n",
+         g->http ? "http_idle" : "idle", g->nconns, established - dropped,
+         (double)(now_ns() - t0) / 1e9,
          (unsigned long long)g->errors);
   fflush(stdout);
 
@@ -396,7 +534,7 @@ static double pct_us(gen *g, unsigned p) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: loadgen hello|echo|idle HOST PORT [--conns N] "
+  fprintf(stderr, "usage: loadgen hello|echo|idle|http_idle HOST PORT [--conns N] "
                   "[--seconds S] [--size B] [--batch B]\n");
   exit(2);
 }
@@ -417,10 +555,11 @@ int main(int argc, char **argv) {
   size_t i, batch = 256;
   int a, idle;
   if (argc < 4 || (strcmp(argv[1], "hello") && strcmp(argv[1], "echo") &&
-                   strcmp(argv[1], "idle")))
+                   strcmp(argv[1], "idle") && strcmp(argv[1], "http_idle")))
     usage();
   g.echo = strcmp(argv[1], "echo") == 0;
-  idle = strcmp(argv[1], "idle") == 0;
+  g.http = strcmp(argv[1], "http_idle") == 0;
+  idle = g.http || strcmp(argv[1], "idle") == 0;
   g.nconns = 50;
   g.size = 64;
   memset(&g.addr, 0, sizeof g.addr);

@@ -2,9 +2,15 @@
 # plain C, no Lua) built into $(BUILD)/bench/, then bench/run: the hello and
 # echo workloads (rates, CPU) and the idle one (RSS per connection) against
 # the raw C server, the examples, and bench/servers/{luv,cqueues,copas}_*.lua
-# where Debian's lua-luv, lua-cqueues, lua-copas are installed.
+# where Debian's lua-luv, lua-cqueues, lua-copas are installed; and the http,
+# http_pipeline and http_idle workloads (wrk) against nginx (the reference),
+# nginx with OpenResty's Lua module, examples/hello_http.lua and lua-http -
+# bench/run first has bench/deps install from Debian what is missing of
+# nginx-light, libnginx-mod-http-lua, lua-http, lua5.3 and wrk (apt-get;
+# BENCH_DEPS=0 skips that).
 #   make bench BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_IDLE_SECONDS=1  (a quick run)
 #   make bench BENCH_WORKLOADS=idle                                 (memory only)
+#   make bench BENCH_WORKLOADS="http http_pipeline http_idle"       (HTTP only)
 # The knobs are documented at the top of bench/run.
 BENCH_BINS := $(BUILD)/bench/loadgen $(BUILD)/bench/raw_server
 

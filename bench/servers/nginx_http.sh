@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The http workloads on nginx, for bench/run's reference rows:
+#   bench/servers/nginx_http.sh PORT return   location / { return 200 "hello\n"; }
+#   bench/servers/nginx_http.sh PORT lua      content_by_lua_block { ngx.say("hello") }
+# (nginx_return.sh and nginx_lua.sh are these two with the port first and
+# alone, as every bench server takes it.) PORT 0 picks a free one: nginx
+# cannot report the port the kernel gave it, so one is picked here (bound
+# to port 0 and released) and written into the configuration.
+#
+# One process: `daemon off; master_process off;` - the one that serves is
+# the one exec'd here, so bench/run's pid for CPU and RSS is nginx itself
+# (with a master it would be the worker's). A private prefix, config and
+# temp paths live under a temporary directory, removed once nginx exits.
+# "listening on 127.0.0.1:PORT" is printed by a background probe once a TCP
+# connect to the port succeeds, so no load starts before nginx accepts.
+# Knobs: BENCH_NGINX (default nginx), BENCH_NGINX_MODULES (the directory of
+# Debian's libnginx-mod-http-lua .so files, default /usr/lib/nginx/modules).
+set -eu
+port=${1:?usage: nginx_http.sh PORT return|lua}
+mode=${2:?usage: nginx_http.sh PORT return|lua}
+nginx=${BENCH_NGINX:-nginx}
+mods=${BENCH_NGINX_MODULES:-/usr/lib/nginx/modules}
+case $port in ''|*[!0-9]*) echo "nginx_http.sh: bad port '$port'" >&2; exit 2 ;; esac
+
+if [ "$port" = 0 ]; then
+  port=$(python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/lepoll-nginx.XXXXXX")
+modules=
+case $mode in
+  return) body='return 200 "hello\n";' ;;
+  lua)
+    # ndk first: the lua module needs its symbols
+    modules="load_module $mods/ndk_http_module.so;
+load_module $mods/ngx_http_lua_module.so;"
+    body='content_by_lua_block { ngx.say("hello") }' ;;
+  *) echo "nginx_http.sh: mode must be return or lua" >&2; exit 2 ;;
+esac
+nofile=$(ulimit -n)
+[ "$nofile" = unlimited ] && nofile=65536
+cat >"$dir/nginx.conf" <<CONF
+$modules
+daemon off;
+master_process off;
+worker_processes 1;
+error_log stderr warn;
+pid $dir/nginx.pid;
+events {
+  worker_connections $((nofile - 64));
+}
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 75s;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      $body
+    }
+  }
+}
+CONF
+
+# The probe is a child of nginx once the exec below has run; it waits for
+# the port, says so, then waits for nginx to exit to remove the directory.
+nginx_pid=$$
+(
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "listening on 127.0.0.1:$port"
+      break
+    fi
+    kill -0 "$nginx_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  exec >/dev/null
+  tail --pid="$nginx_pid" -f /dev/null 2>/dev/null
+  rm -rf "$dir"
+) &
+exec "$nginx" -p "$dir" -e stderr -c "$dir/nginx.conf"
