@@ -148,9 +148,8 @@ describe("embedding #build", function()
     lazy_setup(function()
       local names = {}
       for _, m in ipairs(files.framework_modules()) do names[#names + 1] = m[1] end
-      for _, n in ipairs({ "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net" }) do
-        names[#names + 1] = n
-      end
+      local cmods = { "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net" }
+      for _, n in ipairs(cmods) do names[#names + 1] = n end
       table.sort(names)
       expect_preload = table.concat(names, " ")
       writefile(work .. "/test.c", TEST_C)
