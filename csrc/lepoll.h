@@ -6,8 +6,9 @@
  * Embedding lepoll
  * ================
  *
- * lepoll is Linux epoll for Lua 5.4: three C modules (lepoll.epoll,
- * lepoll.net, lepoll.io) and a framework written in Lua (require "lepoll").
+ * lepoll is Linux epoll for Lua 5.4: four C modules (lepoll.epoll,
+ * lepoll.net, lepoll.io, lepoll.http1) and a framework written in Lua
+ * (require "lepoll").
  * liblepoll (static: liblepoll.a, shared: liblepoll.so) holds all of them,
  * the Lua sources compiled in, so a host needs nothing installed besides
  * the library itself:
@@ -62,9 +63,9 @@ extern "C" {
  *
  * Stores a loader for each module in package.preload (the registry's
  * LUA_PRELOAD_TABLE, so it may be called before or after luaL_openlibs):
- * "lepoll.epoll", "lepoll.net", "lepoll.io" (the C modules), "lepoll" and
- * every "lepoll.X" of the framework (the Lua sources built into the
- * library).  Nothing is loaded yet: require "lepoll" does that, and
+ * "lepoll.epoll", "lepoll.net", "lepoll.io", "lepoll.http1" (the C
+ * modules), "lepoll" and every "lepoll.X" of the framework (the Lua
+ * sources built into the library).  Nothing is loaded yet: require "lepoll" does that, and
  * package.preload comes first among the searchers, so the built-in copy
  * wins over any installed one.  Requires only the base library to be
  * usable; the framework itself needs the standard libraries
@@ -83,10 +84,12 @@ int lepoll_openlibs(lua_State *L);
  * luaopen_lepoll_epoll - epoll(7): create, add, modify, delete, wait.
  * luaopen_lepoll_net   - sockets: socket, bind, listen, accept, connect, ...
  * luaopen_lepoll_io    - fds: read, write, close, pipe, eventfd, timerfd, ...
+ * luaopen_lepoll_http1 - HTTP/1.1 message syntax: request heads, chunks, trailers
  */
 int luaopen_lepoll_epoll(lua_State *L);
 int luaopen_lepoll_net(lua_State *L);
 int luaopen_lepoll_io(lua_State *L);
+int luaopen_lepoll_http1(lua_State *L);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,10 @@ build = {
       sources = { "csrc/io.c", "csrc/fdobj.c", "csrc/result.c" },
       defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
     },
+    ["lepoll.http1"] = {
+      sources = { "csrc/http1.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
   },
 }
 -- The specs against the modules `luarocks make` built here, without apt,

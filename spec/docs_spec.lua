@@ -29,6 +29,7 @@ local modules = {
     { ["lepoll.Epoll"] = "ep", ["lepoll.Events"] = "events" } },
   { "lepoll.net", "net", "csrc/net.c", {} },
   { "lepoll.io", "io", "csrc/io.c", { ["lepoll.Fd"] = "fd" } },
+  { "lepoll.http1", "http1", "csrc/http1.c", {} },
 }
 
 describe("documentation coverage", function()
@@ -84,7 +85,7 @@ describe("make doc #doc", function()
     local out, ok = process.sh("make -s doc BUILD=" .. q(dir), 300)
     assert(ok, out)
     pages = {}
-    for _, m in ipairs({ "epoll", "net", "io" }) do
+    for _, m in ipairs({ "epoll", "net", "io", "http1" }) do
       pages[m] = slurp(dir .. "/doc/modules/lepoll." .. m .. ".html")
     end
   end)
@@ -98,7 +99,7 @@ describe("make doc #doc", function()
     return assert(html:match('<h1>Module <code>[^<]+</code></h1>(.-)<h2>'))
   end
 
-  for _, m in ipairs({ "epoll", "net", "io" }) do
+  for _, m in ipairs({ "epoll", "net", "io", "http1" }) do
     it("renders the intro of lepoll." .. m .. " as markdown", function()
       local text = intro(pages[m])
       assert.not_matches("`", text)

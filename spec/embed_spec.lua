@@ -99,7 +99,8 @@ describe("embedding #build", function()
       for _, f in ipairs({ "bin/lepoll", "lib/liblepoll.a", "lib/liblepoll.so",
         "lib/liblepoll.so.0", "lib/liblepoll.so.0.1.0", "include/lepoll.h",
         "lib/pkgconfig/lepoll.pc", "lib/lua/5.4/lepoll/epoll.so",
-        "lib/lua/5.4/lepoll/net.so", "lib/lua/5.4/lepoll/io.so" }) do
+        "lib/lua/5.4/lepoll/net.so", "lib/lua/5.4/lepoll/io.so",
+        "lib/lua/5.4/lepoll/http1.so" }) do
         assert.is_true(exists(prefix .. "/" .. f), f .. " not installed")
       end
       assert.equal(readfile("csrc/lepoll.h"), readfile(prefix .. "/include/lepoll.h"))
@@ -113,8 +114,8 @@ describe("embedding #build", function()
     it("exports only luaopen_* and lepoll_openlibs from the shared library", function()
       local syms = check("nm -D --defined-only " .. sh(prefix .. "/lib/liblepoll.so")
         .. " | awk '$2 == \"T\" { print $3 }' | sort")
-      assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_io\n"
-        .. "luaopen_lepoll_net\n", syms)
+      assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_http1\n"
+        .. "luaopen_lepoll_io\nluaopen_lepoll_net\n", syms)
     end)
 
     it("make uninstall removes all that make install put under DESTDIR", function()
@@ -147,7 +148,8 @@ describe("embedding #build", function()
     lazy_setup(function()
       local names = {}
       for _, m in ipairs(files.framework_modules()) do names[#names + 1] = m[1] end
-      for _, n in ipairs({ "lepoll.epoll", "lepoll.io", "lepoll.net" }) do names[#names + 1] = n end
+      local cmods = { "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net" }
+      for _, n in ipairs(cmods) do names[#names + 1] = n end
       table.sort(names)
       expect_preload = table.concat(names, " ")
       writefile(work .. "/test.c", TEST_C)

@@ -532,7 +532,7 @@ describe("lepoll host #build", function()
 
   describe("built-in modules", function()
     it("are preloaded, so nothing needs to be installed", function()
-      local mods = { "lepoll.epoll", "lepoll.net", "lepoll.io" }
+      local mods = { "lepoll.epoll", "lepoll.net", "lepoll.io", "lepoll.http1" }
       for _, m in ipairs(files.framework_modules()) do mods[#mods + 1] = m[1] end
       local script = tmpfile([[
         for _, name in ipairs({...}) do
