@@ -15,10 +15,12 @@ ifneq ($(wildcard $(LLHTTP_DIR)/llhttp.c),)
 all:: $(ORACLE_HTTP1)
 endif
 
-# llhttp's generated C is not ours to hold to our warnings.
+# The project's compile flags (a packager's included), but llhttp's
+# generated C is not ours to hold to our warnings: -w, after them, silences
+# them (and so -Werror).
 $(BUILD)/obj/oracle/%.o: $(LLHTTP_DIR)/%.c $(LLHTTP_INC)/llhttp.h $(BUILD)/obj/cflags
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -w -I$(LLHTTP_INC) -fPIC $(SANFLAGS) -c -o $@ $<
+	$(CC) $(ALLCFLAGS) -w -I$(LLHTTP_INC) -c -o $@ $<
 
 $(ORACLE_HTTP1): spec/support/oracle_http1.c $(ORACLE_LLHTTP) $(BUILD)/obj/cflags
 	$(CC) $(WARN) $(CFLAGS) -D_GNU_SOURCE -I$(LLHTTP_INC) $(SANFLAGS) $(LDFLAGS) \
