@@ -796,10 +796,34 @@ typedef struct h1_LuaSink {
   int t;  /* absolute index of the table to fill */
 } h1_LuaSink;
 
+/* lp_checkrange, with the common case (an integer in range) inline: these
+ * run five times per request. */
+static lua_Integer h1_checkint(lua_State *L, int arg, lua_Integer lo,
+                               lua_Integer hi) {
+  if (lua_isinteger(L, arg)) {
+    lua_Integer v = lua_tointeger(L, arg);
+    if (v >= lo && v <= hi)
+      return v;
+  }
+  return lp_checkrange(L, arg, lo, hi);
+}
+
 static size_t h1_checklimit(lua_State *L, int arg) {
-  lua_Integer v = lp_checkrange(L, arg, 1, LUA_MAXINTEGER);
+  lua_Integer v = h1_checkint(L, arg, 1, LUA_MAXINTEGER);
   return (uint64_t)v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 }
+
+/* The keys request() sets, as upvalues: lua_setfield would look each name
+ * up in the string cache on every call. */
+enum { H1_KMETHOD = 1, H1_KTARGET, H1_KPATH, H1_KQUERY, H1_KVERSION,
+       H1_KHEADERS, H1_NKEYS = H1_KHEADERS };
+static const char *const h1_keys[H1_NKEYS] = {
+  "method", "target", "path", "query", "version", "headers"
+};
+
+/* Push a key of req; the value goes on top, then lua_rawset(L, 4): req is
+ * a plain table the caller made. */
+#define h1_pushkey(L, key) lua_pushvalue(L, lua_upvalueindex(key))
 
 static void h1_pushlower(lua_State *L, const char *s, size_t n) {
   luaL_Buffer B;
@@ -874,7 +898,8 @@ static int h1_pushagain(lua_State *L, size_t scan) {
  * @tparam integer scan `init` on the first call; after `false, scan`,
  *   that `scan` (the bytes before it must be unchanged: the buffer may only
  *   grow), so that a head arriving in pieces is read once
- * @tparam table req the table to fill (pre-set its keys: no rehash)
+ * @tparam table req the table to fill, set raw (pre-set its keys: no
+ *   rehash)
  * @tparam integer max_line longest request line, CRLF excluded (else 414)
  * @tparam integer max_head longest head, request line through the final
  *   CRLF (else 431)
@@ -895,8 +920,8 @@ static int h1_pushagain(lua_State *L, size_t scan) {
 static int h1_request(lua_State *L) {
   size_t len;
   const char *s = lp_checkstr(L, 1, &len);
-  lua_Integer init = lp_checkrange(L, 2, 1, (lua_Integer)len + 1);
-  lua_Integer scan = lp_checkrange(L, 3, init, (lua_Integer)len + 1);
+  lua_Integer init = h1_checkint(L, 2, 1, (lua_Integer)len + 1);
+  lua_Integer scan = h1_checkint(L, 3, init, (lua_Integer)len + 1);
   h1_Limits lim;
   h1_Head h;
   h1_LuaSink k;
@@ -916,23 +941,31 @@ static int h1_request(lua_State *L) {
   k.t = 8;
   if (h1_emit(s, (size_t)init - 1, &h, 1, h1_setfield, &k) != H1_DONE)
     return h1_pushreject(L, h.status, h.reason);
-  lua_setfield(L, 4, "headers");
+  h1_pushkey(L, H1_KHEADERS);
+  lua_pushvalue(L, 8);
+  lua_rawset(L, 4);
+  h1_pushkey(L, H1_KMETHOD);
   lua_pushlstring(L, h.method, h.mlen);
-  lua_setfield(L, 4, "method");
-  lua_pushlstring(L, h.target, h.tlen);
+  lua_rawset(L, 4);
+  lua_pushlstring(L, h.target, h.tlen);  /* 9 */
+  h1_pushkey(L, H1_KTARGET);
+  lua_pushvalue(L, 9);
+  lua_rawset(L, 4);
+  h1_pushkey(L, H1_KPATH);
   if (h.path == h.target && h.plen == h.tlen)
-    lua_pushvalue(L, -1);  /* one string for both */
+    lua_pushvalue(L, 9);  /* one string for both */
   else
     lua_pushlstring(L, h.path, h.plen);
-  lua_setfield(L, 4, "path");
-  lua_setfield(L, 4, "target");
+  lua_rawset(L, 4);
+  h1_pushkey(L, H1_KQUERY);
   if (h.query != NULL)
     lua_pushlstring(L, h.query, h.qlen);
   else
     lua_pushnil(L);
-  lua_setfield(L, 4, "query");
+  lua_rawset(L, 4);
+  h1_pushkey(L, H1_KVERSION);
   lua_pushinteger(L, h.version);
-  lua_setfield(L, 4, "version");
+  lua_rawset(L, 4);
   lua_pushinteger(L, (lua_Integer)h.nxt + 1);
   lua_pushinteger(L, (lua_Integer)h.bodylen);
   lua_pushinteger(L, h.flags);
@@ -962,7 +995,7 @@ static int h1_request(lua_State *L) {
 static int h1_chunk(lua_State *L) {
   size_t len;
   const char *s = lp_checkstr(L, 1, &len);
-  lua_Integer pos = lp_checkrange(L, 2, 1, (lua_Integer)len + 1);
+  lua_Integer pos = h1_checkint(L, 2, 1, (lua_Integer)len + 1);
   size_t max_line = h1_checklimit(L, 3);
   h1_Chunk c;
   int rc = h1_parsechunk(s, len, (size_t)pos - 1, max_line, &c);
@@ -1024,7 +1057,7 @@ static int h1_trailers(lua_State *L) {
 }
 
 static const luaL_Reg h1_funcs[] = {
-  {"request",  h1_request},
+  {"request",  NULL},  /* h1_request, with the keys as upvalues */
   {"chunk",    h1_chunk},
   {"trailers", h1_trailers},
   {NULL, NULL}
@@ -1058,8 +1091,13 @@ static const lp_Const h1_consts[] = {
 LEPOLL_API int luaopen_lepoll_http1(lua_State *L);
 
 LEPOLL_API int luaopen_lepoll_http1(lua_State *L) {
+  int i;
   luaL_checkversion(L);
   luaL_newlib(L, h1_funcs);
+  for (i = 0; i < H1_NKEYS; i++)
+    lua_pushstring(L, h1_keys[i]);
+  lua_pushcclosure(L, h1_request, H1_NKEYS);
+  lua_setfield(L, -2, "request");
   lp_setconsts(L, h1_consts);
   lua_pushliteral(L, LP_MODVERSION);
   lua_setfield(L, -2, "_VERSION");
