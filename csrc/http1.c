@@ -144,6 +144,8 @@ static int h1_ieq(const char *s, const char *lit, size_t n) {
 
 /* The request line [p, e); *e is the CR of its CRLF, which stops every
  * class loop below (CR is in no class), so they need no bounds test. */
+static int h1_hostok(const char *v, size_t n);
+
 static int h1_reqline(const char *p, const char *e, h1_Head *h) {
   const char *q = p, *t, *v, *a;
   while (H1_IS(*q, H1_TOK))
@@ -214,11 +216,16 @@ static int h1_reqline(const char *p, const char *e, h1_Head *h) {
   if (q == a || *q != ':')
     return h1_fail(h, 400, "invalid target");
   q++;
-  if (a - q >= 2 && q[0] == '/' && q[1] == '/') {
-    q += 2;
-    while (q < a && *q != '/')
-      q++;
-  }
+  /* "//" authority path-abempty (RFC 3986 3): an http(s) URI needs its
+   * host (RFC 9110 4.2.1), and a path, if any, starts with "/" */
+  if (a - q < 2 || q[0] != '/' || q[1] != '/')
+    return h1_fail(h, 400, "invalid target");
+  q += 2;
+  t = q;
+  while (q < a && *q != '/')
+    q++;
+  if (q == t || !h1_hostok(t, (size_t)(q - t)))
+    return h1_fail(h, 400, "invalid target");
   h->path = q;
   h->plen = (size_t)(a - q);
   if (h->plen == 0) {

@@ -208,8 +208,11 @@ local function features(s)
   if f.method == "CONNECT" then
     f.form_ok = t ~= "" and not t:find("[/?*]", 1)
   else
+    -- absolute-form: scheme "://" host [":" port], then the path
+    local auth = t:match("^%a[%w+%-.]*://([^/?]*)")
     f.form_ok = t:find("^/") ~= nil or (t == "*" and f.method == "OPTIONS")
-      or t:find("^%a[%w+%-.]*:") ~= nil
+      or (auth ~= nil and (auth:find("^[%w%-._~%%!$&'()*+,;=]+:?%d*$") ~= nil
+        or auth:find("^%[[%x:.]+%]:?%d*$") ~= nil))
   end
   f.major_not_1 = f.version ~= nil and f.version:find("^HTTP/1%.") == nil
   for i = 2, #f.lines do
@@ -310,7 +313,8 @@ local EXPLAINED = {
     when = function(e) return head_stage(e) and not e.f.rl_ok end },
   { id = "target-form", oracle = "both",
     text = "ours holds the request-target to RFC 9112 3.2's forms with their methods"
-      .. " (authority-form for CONNECT only, '*' for OPTIONS only); the oracle takes others",
+      .. " (authority-form for CONNECT only, '*' for OPTIONS only, absolute-form with //host as"
+      .. " RFC 9110 4.2.1 requires); the oracle takes others",
     when = function(e) return head_stage(e) and not e.f.form_ok end },
   { id = "field-syntax", oracle = "both",
     text = "ours rejects a field line that is not token \":\" value with VCHAR/obs-text/SP/HTAB"

@@ -53,11 +53,19 @@ describe("http1.request", function()
     assert.equal("", req.query)
   end)
 
+  it("refuses an absolute-form without //host (RFC 9110 4.2.1)", function()
+    for _, t in ipairs({ "http:/a", "foo:bar", "a:80", "urn:x/y", "http:///a", "http://u@h/",
+                         "http://exampl|.com/", "http://h:99999/" }) do
+      local r = parse("GET " .. t .. " HTTP/1.1\r\nHost: h\r\n\r\n")
+      assert.same({ n = 3, nil, 400, "invalid target" }, r, t)
+    end
+  end)
+
   it("takes the absolute-form's path, / when it is empty", function()
     local cases = {
       { "http://h/a?b", "/a", "b" }, { "http://h:80", "/", nil },
       { "HTTPS://h?q", "/", "q" }, { "http://h/", "/", nil },
-      { "urn:x/y", "x/y", nil },
+      { "http://[::1]:8080/x", "/x", nil },
     }
     for _, c in ipairs(cases) do
       local r, req = parse("GET " .. c[1] .. " HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -264,7 +264,7 @@ end
 -- A connection's extras: what only some connections need, made on first
 -- use (by then the connection is registered with epoll) for a reason:
 -- "deadline", "timeouts", "unix", "writer", "queue", "error", "urgent",
--- "shutdown" or "peer". It is also the
+-- "shutdown", "peer" or "phase" (M.set_read_deadline). It is also the
 -- connection's heap node (lepoll._heap): at, seq, heap_index, _expire.
 -- _expire is a field, not a metatable's: this runs deep in a handler's
 -- coroutine, where a C call (setmetatable) could grow its stack.
@@ -850,7 +850,7 @@ function Conn:read(max)
     end
     if x then  -- extras: deadlines to keep
       local call_dl = x.read_call_deadline
-      if cfg.reads_timed then
+      if cfg.reads_timed or call_dl then
         local dl, idle = deadline(self, cfg.read_timeout, call_dl)
         set_deadline(self, false, dl, idle)
       else
@@ -1181,21 +1181,22 @@ read_m, write_m = Conn.read, Conn.write
 
 -- Protocols on top (lepoll.http) ---------------------------------------------
 
---- Give c's next reads the absolute deadline dl (loop time; false: the
--- read_timeout again) instead of one counted from each call: a protocol
+--- Give c's next reads the absolute deadline dl (loop time; false: none
+-- but the read_timeout) instead of one counted from each call: a protocol
 -- that bounds a whole phase (an HTTP head must arrive within 30 s of its
 -- first byte) sets it before its reads, with no frame between its loop
--- and Conn:read. Needs a configuration with timed reads (read_timeout or
--- idle_timeout set). true, or nil, message, errno when c cannot be
--- registered.
+-- and Conn:read. The first deadline gives c extras (made for "phase");
+-- false on a connection without them costs nothing. true, or nil,
+-- message, errno when c cannot be registered.
 function M.set_read_deadline(c, dl)
   local x = c[EXTRAS]
   if not x then
+    if not dl then return true end
     if x == nil then
       local ok, err, en = register(c)
       if not ok then return nil, err, en end
     end
-    x = xnode(c, "deadline")
+    x = xnode(c, "phase")
   end
   x.read_call_deadline = dl
   return true

@@ -18,6 +18,7 @@ local concat = table.concat
 local chunk_line, trailers = http1.chunk, http1.trailers
 local set_read_deadline = connm.set_read_deadline
 local FRESH, FINISHED = resm.FRESH, resm.FINISHED
+local RSTATE, RCLOSE = resm.STATE, resm.CLOSE
 
 local M = {}
 
@@ -38,21 +39,29 @@ local Req = {}
 Req.__index = Req
 M.Req = Req
 
+-- The slots of a request: the fields the handler reads (method, target,
+-- path, query, version, headers, trailers) are named, in an 8-node hash
+-- part; the server's own state is in the array part.
+local CONN <const> = 1      -- the connection
+local SRV <const> = 2       -- the server's settings
+local RES <const> = 3       -- the response to it
+local BUF <const> = 4       -- the server's read buffer, lent for the handler
+local POS <const> = 5       -- ... and where its unread bytes begin
+local PHASE <const> = 6     -- the body's phase (above)
+local REMAIN <const> = 7    -- bytes left in the body or the chunk
+local SCAN <const> = 8      -- where the trailer parse resumes
+local CONTINUE <const> = 9  -- "100 Continue" owed before the first read
+local FAILED <const> = 10   -- why the body cannot be read any more, or false
+local CLOSE <const> = 11    -- the connection closes after this request
+M.SRV, M.RES, M.BUF, M.POS, M.PHASE, M.REMAIN, M.CONTINUE, M.FAILED, M.CLOSE =
+  SRV, RES, BUF, POS, PHASE, REMAIN, CONTINUE, FAILED, CLOSE
+
 --- A request on connection c for the server srv, its fields preset for
 -- lepoll.http1.request to fill without a rehash.
 function M.new(c, srv)
-  return setmetatable({
+  return setmetatable({ c, srv, false, false, 0, DONE, 0, 0, false, false, false,
     method = false, target = false, path = false, query = false,
-    version = false, headers = false, trailers = false,
-    _c = c, _srv = srv, _res = false,
-    _buf = false, _pos = 0,  -- the server's read buffer, lent
-    _phase = DONE,
-    _remain = 0,             -- bytes left in the body or the chunk
-    _scan = 0,               -- where the trailer parse resumes
-    _continue = false,       -- "100 Continue" owed before the first read
-    _failed = false,         -- why the body cannot be read any more
-    _close = false,          -- the connection closes after this request
-  }, Req)
+    version = false, headers = false, trailers = false }, Req)
 end
 
 --- The value of the header field name (any case), or nil.
@@ -65,20 +74,20 @@ end
 
 --- The client's address: host, port.
 function Req:peer()
-  return self._c:peer()
+  return self[CONN]:peer()
 end
 
 -- The body cannot be read: answer code (if nothing was sent yet) and
 -- close the connection after the handler. Returns nil, msg.
 local function fail(req, code, msg)
-  req._failed = msg
-  req._close = true
-  req._phase = DONE
-  local res = req._res
-  if res._state == FRESH then
-    res._state = FINISHED
-    res._close = true
-    resm.reply(req._c, req._srv, code, false)
+  req[FAILED] = msg
+  req[CLOSE] = true
+  req[PHASE] = DONE
+  local res = req[RES]
+  if res[RSTATE] == FRESH then
+    res[RSTATE] = FINISHED
+    res[RCLOSE] = true
+    resm.reply(req[CONN], req[SRV], code, false)
   end
   return nil, msg
 end
@@ -86,20 +95,20 @@ end
 -- Read more of the connection into the buffer, within the body timeout
 -- (from this read). true or nil, message.
 local function more(req)
-  local c, srv = req._c, req._srv
+  local c, srv = req[CONN], req[SRV]
   while true do
     local ok, e = set_read_deadline(c, srv.loop.now + srv.body_timeout)
     if not ok then return fail(req, 400, e) end
     local s, err = c:read()
     if s then
-      local b, p = req._buf, req._pos
+      local b, p = req[BUF], req[POS]
       if p > #b then
-        req._buf = s
+        req[BUF] = s
       else
-        req._buf = sub(b, p) .. s
-        req._scan = req._scan - p + 1
+        req[BUF] = sub(b, p) .. s
+        req[SCAN] = req[SCAN] - p + 1
       end
-      req._pos = 1
+      req[POS] = 1
       return true
     end
     if err == "timeout" then return fail(req, 408, "timeout") end
@@ -111,16 +120,16 @@ end
 -- Up to max bytes of the _remain left in this piece (Content-Length or
 -- chunk), from the buffer, else straight from the connection.
 local function piece(req, max)
-  local b, p = req._buf, req._pos
-  local n = min(req._remain, max)
+  local b, p = req[BUF], req[POS]
+  local n = min(req[REMAIN], max)
   local have = #b - p + 1
   local s
   if have > 0 then
     if have < n then n = have end
     s = sub(b, p, p + n - 1)
-    req._pos = p + n
+    req[POS] = p + n
   else
-    local c, srv = req._c, req._srv
+    local c, srv = req[CONN], req[SRV]
     repeat
       local ok, e = set_read_deadline(c, srv.loop.now + srv.body_timeout)
       if not ok then return fail(req, 400, e) end
@@ -133,7 +142,7 @@ local function piece(req, max)
     until s
     n = #s
   end
-  req._remain = req._remain - n
+  req[REMAIN] = req[REMAIN] - n
   return s
 end
 
@@ -149,9 +158,9 @@ end
 -- Owed "100 Continue": sent before the first read of the body, unless
 -- the handler answered first.
 local function continue(req)
-  req._continue = false
-  if req._res._state == FRESH then
-    local ok, err = req._c:write(resm.CONTINUE)
+  req[CONTINUE] = false
+  if req[RES][RSTATE] == FRESH then
+    local ok, err = req[CONN]:write(resm.CONTINUE)
     if not ok then return fail(req, 400, err) end
   end
   return true
@@ -162,31 +171,31 @@ end
 -- cannot be read ("timeout": 408 was sent; "bad chunk": 400; the
 -- connection's own errors).
 function Req:read(max)
-  max = check_max(max, "read") or self._srv.read_size
-  if self._failed then return nil, self._failed end
-  if self._continue then
+  max = check_max(max, "read") or self[SRV].read_size
+  if self[FAILED] then return nil, self[FAILED] end
+  if self[CONTINUE] then
     local ok, err = continue(self)
     if not ok then return nil, err end
   end
   while true do
-    local ph = self._phase
+    local ph = self[PHASE]
     if ph == LENGTH or ph == DATA then
       local s, err = piece(self, max)
       if not s then return nil, err end
-      if self._remain == 0 then self._phase = ph == LENGTH and DONE or CRLF end
+      if self[REMAIN] == 0 then self[PHASE] = ph == LENGTH and DONE or CRLF end
       return s
     elseif ph == DONE then
       return nil
     end
-    local b, p = self._buf, self._pos
+    local b, p = self[BUF], self[POS]
     if ph == SIZE then
       local size, nxt = chunk_line(b, p, CHUNK_LINE)
       if size then
-        self._pos = nxt
+        self[POS] = nxt
         if size == 0 then
-          self._phase, self._scan = TRAILER, nxt
+          self[PHASE], self[SCAN] = TRAILER, nxt
         else
-          self._phase, self._remain = DATA, size
+          self[PHASE], self[REMAIN] = DATA, size
         end
       elseif size == nil then
         return fail(self, 400, nxt)
@@ -199,23 +208,23 @@ function Req:read(max)
         if byte(b, p) ~= 13 or byte(b, p + 1) ~= 10 then
           return fail(self, 400, "no CRLF after chunk data")
         end
-        self._pos, self._phase = p + 2, SIZE
+        self[POS], self[PHASE] = p + 2, SIZE
       else
         local ok, err = more(self)
         if not ok then return nil, err end
       end
     else  -- TRAILER
-      local srv = self._srv
+      local srv = self[SRV]
       local t = self.trailers or {}
       self.trailers = t
-      local nxt, scan, why = trailers(b, p, self._scan, t, srv.max_header_size, srv.max_headers)
+      local nxt, scan, why = trailers(b, p, self[SCAN], t, srv.max_header_size, srv.max_headers)
       if nxt then
-        self._pos, self._phase = nxt, DONE
+        self[POS], self[PHASE] = nxt, DONE
         return nil
       elseif nxt == nil then
         return fail(self, scan, why)
       else
-        self._scan = scan
+        self[SCAN] = scan
         local ok, err = more(self)
         if not ok then return nil, err end
       end
@@ -228,9 +237,9 @@ end
 -- the limit: 413 is sent and nil, "body too large" returned, before
 -- reading anything when Content-Length says so.
 function Req:body(max)
-  max = check_max(max, "body") or self._srv.max_body
-  if self._failed then return nil, self._failed end
-  if self._phase == LENGTH and self._remain > max then
+  max = check_max(max, "body") or self[SRV].max_body
+  if self[FAILED] then return nil, self[FAILED] end
+  if self[PHASE] == LENGTH and self[REMAIN] > max then
     return fail(self, 413, "body too large")
   end
   local parts, n = {}, 0
@@ -250,7 +259,7 @@ end
 
 --- Whether the body was read to its end (or there was none).
 function Req:body_done()
-  return self._phase == DONE and not self._failed
+  return self[PHASE] == DONE and not self[FAILED]
 end
 
 return M

@@ -9,7 +9,7 @@
 -- is one send(2). Date and Server are formatted once a second per
 -- server, not per response.
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
-local find, lower, format = string.find, string.lower, string.format
+local find, lower, format, sub = string.find, string.lower, string.format, string.sub
 local math_type = math.type
 local concat = table.concat
 local os_time, os_date = os.time, os.date
@@ -72,22 +72,27 @@ local Res = {}
 Res.__index = Res
 M.Res = Res
 
---- A response to req on connection c, for the server srv. Every field is
--- set here (filling the table later never rehashes it).
+-- The slots of a response (a table with only an array part: 13 slots,
+-- no hash part to rehash or to walk).
+local CONN <const> = 1      -- the connection
+local SRV <const> = 2       -- the server's settings
+local REQ <const> = 3       -- the request it answers
+local STATUS <const> = 4    -- the status code
+local HDRS <const> = 5      -- { "Name: value\r\n", ... } or false
+local STATE <const> = 6     -- FRESH, STREAMING, FINISHED
+local LENGTH <const> = 7    -- a Content-Length the handler set, or false
+local LEFT <const> = 8      -- bytes of the body still to write, or false
+local CHUNKED <const> = 9   -- the body goes chunked
+local CLOSE <const> = 10    -- the connection closes after this response
+local HEAD_ONLY <const> = 11  -- HEAD: the head GET would send, no body
+local OWN <const> = 12      -- the handler set Date or Server itself
+local TRUNCATED <const> = 13  -- finished short of its Content-Length
+M.STATE, M.CLOSE, M.TRUNCATED = STATE, CLOSE, TRUNCATED
+
+--- A response to req on connection c, for the server srv.
 function M.new(c, srv, req, head_only)
-  return setmetatable({
-    _c = c, _srv = srv, _req = req,
-    _status = 200,
-    _hdrs = false,       -- { lname, "Name: value\r\n", ... } or false
-    _state = FRESH,
-    _length = false,     -- a Content-Length the handler set
-    _left = false,       -- bytes of it still to write
-    _chunked = false,
-    _close = false,      -- the connection closes after this response
-    _head_only = head_only,  -- HEAD: the head GET would send, no body
-    _own = false,        -- the handler set Date or Server itself
-    _truncated = false,  -- finished short of its Content-Length
-  }, Res)
+  return setmetatable({ c, srv, req, 200, false, FRESH, false, false, false, false,
+    head_only, false, false }, Res)
 end
 
 local function bad(fname, arg, msg, level)
@@ -95,7 +100,7 @@ local function bad(fname, arg, msg, level)
 end
 
 local function check_open(res, fname)
-  if res._state ~= FRESH then
+  if res[STATE] ~= FRESH then
     error(fname .. ": the response head was already sent", 3)
   end
 end
@@ -106,7 +111,7 @@ function Res:status(code)
     bad("status", 1, "an integer 200..599 expected, got " .. tostring(code))
   end
   check_open(self, "status")
-  self._status = code
+  self[STATUS] = code
   return self
 end
 
@@ -129,15 +134,20 @@ local function value_string(v, i)
   return v
 end
 
--- Drop every line of lname from res's headers.
+-- Drop every line of the field lname (lower case) from res's headers:
+-- the lines are kept as sent, so a line is the field's when its name,
+-- lower-cased, and the colon lead it.
 local function remove(res, lname)
-  local h = res._hdrs
+  local h = res[HDRS]
   if not h then return end
+  local n = #lname + 1
+  local key = lname .. ":"
   local j = 1
-  for i = 1, #h, 2 do
-    if h[i] ~= lname then
-      h[j], h[j + 1] = h[i], h[i + 1]
-      j = j + 2
+  for i = 1, #h do
+    local line = h[i]
+    if lower(sub(line, 1, n)) ~= key then
+      h[j] = line
+      j = j + 1
     end
   end
   for i = #h, j, -1 do h[i] = nil end
@@ -158,20 +168,20 @@ function Res:header(name, value)
   end
   if lname == "content-length" then
     if value == nil or value == false then
-      self._length = false
+      self[LENGTH] = false
       return self
     end
     local v = value_string(value)
     if not find(v, "^%d+$") or #v > 18 then
       bad("header", 2, "content-length must be a decimal integer, got " .. format("%q", v))
     end
-    self._length = tonumber(v) // 1
+    self[LENGTH] = tonumber(v) // 1
     return self
   end
   if lname == "connection" then
     -- the connection is the server's: "close" is honoured, the rest ignored
     if value and find(lower(value_string(value)), "close", 1, true) then
-      self._close = true
+      self[CLOSE] = true
     end
     return self
   end
@@ -184,47 +194,46 @@ function Res:header(name, value)
   elseif value ~= nil and value ~= false then
     first = name .. ": " .. value_string(value) .. "\r\n"
   end
-  if lname == "date" or lname == "server" then self._own = true end
+  if lname == "date" or lname == "server" then self[OWN] = true end
   remove(self, lname)
-  local h = self._hdrs
+  local h = self[HDRS]
   if not h then
     if not (first or more) then return self end
     h = {}
-    self._hdrs = h
+    self[HDRS] = h
   end
   if first then
-    h[#h + 1] = lname
     h[#h + 1] = first
   elseif more then
-    for i = 1, #more do
-      h[#h + 1] = lname
-      h[#h + 1] = more[i]
-    end
+    for i = 1, #more do h[#h + 1] = more[i] end
   end
   return self
 end
 
 --- Whether the head was sent.
 function Res:sent()
-  return self._state ~= FRESH
+  return self[STATE] ~= FRESH
 end
 
 -- The handler's header lines, and the Date and Server lines unless the
 -- handler set either.
 local function lines(res)
-  local h = res._hdrs
-  local srv = res._srv
+  local h = res[HDRS]
+  local srv = res[SRV]
   if not h then return common(srv) end
-  local t = {}
-  for i = 2, #h, 2 do t[#t + 1] = h[i] end
-  if not res._own then return common(srv) .. concat(t) end
+  if not res[OWN] then
+    if #h == 1 then return common(srv) .. h[1] end
+    return common(srv) .. concat(h)
+  end
   local has_date, has_server
-  for i = 1, #h, 2 do
-    if h[i] == "date" then has_date = true elseif h[i] == "server" then has_server = true end
+  for i = 1, #h do
+    local l = lower(sub(h[i], 1, 7))
+    if sub(l, 1, 5) == "date:" then has_date = true end
+    if l == "server:" then has_server = true end
   end
   common(srv)
   return (has_server and "" or srv.server_line) .. (has_date and "" or srv.date_line)
-    .. concat(t)
+    .. concat(h)
 end
 
 -- Statuses whose responses never have a body (RFC 9110 6.4.1).
@@ -236,9 +245,9 @@ end
 -- response (decided by the server's hook: what the request asked, the
 -- request count, a shutdown, body left unread).
 local function connection(res, closing)
-  local req = res._req
-  if closing or res._close or res._srv.must_close(req) then
-    res._close = true
+  local req = res[REQ]
+  if closing or res[CLOSE] or res[SRV].must_close(req) then
+    res[CLOSE] = true
     return "Connection: close\r\n"
   end
   if req.version == 10 then return "Connection: keep-alive\r\n" end
@@ -248,29 +257,29 @@ end
 -- Send the head; with body (finish) in the same write. length: the
 -- Content-Length to announce, or false to stream.
 local function send_head(res, length, body)
-  local code = res._status
+  local code = res[STATUS]
   local framing
   if bodiless(code) then
     framing = ""
     body = nil
-    res._left = 0
+    res[LEFT] = 0
   elseif length then
     framing = "Content-Length: " .. length .. "\r\n"
-    res._left = length
-  elseif res._req.version == 11 then
+    res[LEFT] = length
+  elseif res[REQ].version == 11 then
     framing = "Transfer-Encoding: chunked\r\n"
-    res._chunked = true
+    res[CHUNKED] = true
   else  -- HTTP/1.0 without a length: the close delimits the body
     framing = ""
-    res._close = true
+    res[CLOSE] = true
   end
-  local head = STATUS_LINE[code] .. lines(res) .. connection(res, res._close) .. framing .. "\r\n"
-  res._state = STREAMING
-  if body and not res._head_only then
-    res._left = res._left and res._left - #body
-    return res._c:write(head .. body)
+  local head = STATUS_LINE[code] .. lines(res) .. connection(res, res[CLOSE]) .. framing .. "\r\n"
+  res[STATE] = STREAMING
+  if body and not res[HEAD_ONLY] then
+    res[LEFT] = res[LEFT] and res[LEFT] - #body
+    return res[CONN]:write(head .. body)
   end
-  return res._c:write(head)
+  return res[CONN]:write(head)
 end
 
 --- Write a piece of the body (sending the head first): chunked when no
@@ -278,34 +287,34 @@ end
 -- true, or nil, message.
 function Res:write(data)
   if type(data) ~= "string" then bad("write", 1, "string expected, got " .. type(data)) end
-  local st = self._state
+  local st = self[STATE]
   if st == FINISHED then return nil, "response finished" end
   if st == FRESH then
-    local ok, err, en = send_head(self, self._length, nil)
+    local ok, err, en = send_head(self, self[LENGTH], nil)
     if not ok then return nil, err, en end
   end
   local n = #data
-  if n == 0 or self._head_only or bodiless(self._status) then return true end
-  local left = self._left
+  if n == 0 or self[HEAD_ONLY] or bodiless(self[STATUS]) then return true end
+  local left = self[LEFT]
   if left then
     if n > left then
       error(format("write: %d bytes more than the Content-Length (%d) allows",
-        n - left, self._length), 2)
+        n - left, self[LENGTH]), 2)
     end
-    self._left = left - n
-    return self._c:write(data)
+    self[LEFT] = left - n
+    return self[CONN]:write(data)
   end
-  if self._chunked then
+  if self[CHUNKED] then
     if n < 65536 then
-      return self._c:write(format("%x\r\n", n) .. data .. "\r\n")
+      return self[CONN]:write(format("%x\r\n", n) .. data .. "\r\n")
     end
-    local c = self._c
+    local c = self[CONN]
     local ok, err, en = c:write(format("%x\r\n", n))
     if ok then ok, err, en = c:write(data) end
     if ok then ok, err, en = c:write("\r\n") end
     return ok, err, en
   end
-  return self._c:write(data)
+  return self[CONN]:write(data)
 end
 
 --- End the response, with body as its last piece. Before anything was
@@ -315,39 +324,39 @@ function Res:finish(body)
   if body ~= nil and type(body) ~= "string" then
     bad("finish", 1, "string or nil expected, got " .. type(body))
   end
-  local st = self._state
+  local st = self[STATE]
   if st == FINISHED then return nil, "response finished" end
   if st == FRESH then
     local n = body and #body or 0
-    local length = self._length
-    if length and length ~= n and not self._head_only then
+    local length = self[LENGTH]
+    if length and length ~= n and not self[HEAD_ONLY] then
       error(format("finish: a body of %d bytes, but Content-Length is %d", n, length), 2)
     end
-    self._state = FINISHED
-    if self._head_only then
+    self[STATE] = FINISHED
+    if self[HEAD_ONLY] then
       return send_head(self, length or n, nil)
     end
     return send_head(self, length or n, body)
   end
   local ok, err, en = true, nil, nil
   if body and body ~= "" then ok, err, en = self:write(body) end
-  self._state = FINISHED
+  self[STATE] = FINISHED
   if not ok then return nil, err, en end
-  if self._chunked and not self._head_only then
-    return self._c:write("0\r\n\r\n")
+  if self[CHUNKED] and not self[HEAD_ONLY] then
+    return self[CONN]:write("0\r\n\r\n")
   end
-  if self._left and self._left > 0 and not self._head_only and not bodiless(self._status) then
+  if self[LEFT] and self[LEFT] > 0 and not self[HEAD_ONLY] and not bodiless(self[STATUS]) then
     -- fewer bytes than announced: the client must see a truncation
-    self._close = true
-    self._truncated = true
-    return nil, format("finish: %d bytes short of the Content-Length", self._left)
+    self[CLOSE] = true
+    self[TRUNCATED] = true
+    return nil, format("finish: %d bytes short of the Content-Length", self[LEFT])
   end
   return true
 end
 
 --- Wait until what was written is sent.
 function Res:flush()
-  return self._c:flush()
+  return self[CONN]:flush()
 end
 
 --- A reply of the server's own (an error status), with

@@ -24,13 +24,18 @@ local reqm = require "lepoll._http_request"
 local resm = require "lepoll._http_response"
 
 local sub, format = string.sub, string.format
-local xpcall, tostring = xpcall, tostring
+local xpcall, tostring, pairs = xpcall, tostring, pairs
 local parse = http1.request
 local set_read_deadline = connm.set_read_deadline
 local new_req, new_res, reply = reqm.new, resm.new, resm.reply
 local log, msgh = logm.log, logm.msgh
 local FRESH, FINISHED = resm.FRESH, resm.FINISHED
 local DONE, LENGTH, SIZE = reqm.DONE, reqm.LENGTH, reqm.SIZE
+-- request and response slots (their modules name them)
+local RES, BUF, POS, PHASE, REMAIN, CONTINUE_OWED, FAILED, RCLOSE = reqm.RES, reqm.BUF,
+  reqm.POS, reqm.PHASE, reqm.REMAIN, reqm.CONTINUE, reqm.FAILED, reqm.CLOSE
+local STATE, SCLOSE, TRUNCATED = resm.STATE, resm.CLOSE, resm.TRUNCATED
+local SRV = reqm.SRV
 local CLOSE, KEEPALIVE, CONTINUE, EXPECT = http1.CLOSE, http1.KEEPALIVE,
   http1.CONTINUE, http1.EXPECT
 
@@ -74,119 +79,164 @@ end
 --- Whether the connection closes after the response to req (asked when
 -- its head is built: lepoll._http_response).
 function M.must_close(req)
-  if req._close or req._srv.loop.in_shutdown then return true end
-  local ph = req._phase
+  if req[RCLOSE] or req[SRV].loop.in_shutdown then return true end
+  local ph = req[PHASE]
   if ph == DONE then return false end
   -- a body not read: read and drop it after the handler only when it is
   -- short and the client does not wait for a 100 Continue it never got
-  return req._continue or ph ~= LENGTH or req._remain > DRAIN_MAX
+  return req[CONTINUE_OWED] or ph ~= LENGTH or req[REMAIN] > DRAIN_MAX
 end
 
 -- After the handler: read and drop what is left of a short body. true
 -- when the connection can take another request.
 local function drain(req)
-  while req._phase ~= DONE do
+  while req[PHASE] ~= DONE do
     local s = req:read()
-    if not s then return not req._failed end
+    if not s then return not req[FAILED] end
   end
   return true
 end
 
+-- Idle connections wait with no deadline of their own (no extras, no
+-- heap node): each sits in srv.waiting with the time it is to be closed,
+-- and one timer per server sweeps them (every sweep_every seconds, so a
+-- keep-alive timeout closes up to that much late). The timer stops when
+-- a sweep finds no one waiting.
+local function sweep(srv)
+  local waiting = srv.waiting
+  local now = srv.loop.now
+  local any = false
+  for c, dl in pairs(waiting) do
+    if dl <= now then
+      waiting[c] = nil
+      c:close()  -- its wait() returns nil
+    else
+      any = true
+    end
+  end
+  if not any then
+    srv.sweeper:cancel()
+    srv.sweeper = false
+  end
+end
+
+-- Wait for the first bytes of the next request, for at most until dl
+-- (the keep-alive deadline, or the first head's). The bytes, or nil once
+-- the connection is closed (silently: an idle connection that times out,
+-- or hears of a graceful shutdown, just closes). Small on purpose: while
+-- a connection is idle, this frame and Conn:read's sit on serve()'s, and
+-- together they fit the coroutine's first stack.
+local function wait(c, srv, dl)
+  srv.waiting[c] = dl
+  if not srv.sweeper then
+    srv.sweeper = srv.loop:every(srv.sweep_every, function() sweep(srv) end)
+  end
+  local s
+  if set_read_deadline(c, false) then s = c:read() end
+  srv.waiting[c] = nil
+  if not s then c:close() end
+  return s
+end
+
+-- Close c, returning nothing (what request() returns for "no more").
+local function close(c)
+  c:close()  -- flushes what is queued, in the background
+end
+
+-- Read, parse and answer one request from buf (at pos, at least one
+-- byte there; the head's deadline is dl): buf and pos after it when the
+-- connection takes another request, else nothing (it is closed or
+-- closing).
+local function request(c, srv, buf, pos, dl, nreq)
+  local loop = srv.loop
+  local req = new_req(c, srv)
+  local scan = pos
+  local nxt, blen, flags
+  while true do
+    nxt, blen, flags = parse(buf, pos, scan, req, srv.max_request_line,
+      srv.max_header_size, srv.max_headers)
+    if nxt then break end
+    if nxt == nil then return refuse(c, srv, blen, flags) end
+    scan = blen
+    if not set_read_deadline(c, dl) then return close(c) end
+    local s, err = c:read()
+    if s then
+      buf = sub(buf, pos) .. s
+      scan = scan - pos + 1
+      pos = 1
+    elseif err == "timeout" then
+      return refuse(c, srv, 408, "header timeout")
+    elseif err ~= "shutdown" then  -- a head begun is finished in a shutdown
+      return close(c)
+    end
+  end
+  pos = nxt
+  local version = req.version
+  if nreq >= srv.max_requests or flags & CLOSE ~= 0
+     or (version == 10 and flags & KEEPALIVE == 0) then
+    req[RCLOSE] = true
+  end
+  if blen > 0 then
+    req[PHASE], req[REMAIN] = LENGTH, blen
+  elseif blen < 0 then
+    req[PHASE] = SIZE
+  end
+  if version == 11 then
+    if flags & EXPECT ~= 0 then return refuse(c, srv, 417, "expectation not supported") end
+    req[CONTINUE_OWED] = flags & CONTINUE ~= 0 and blen ~= 0
+  end
+  req[BUF], req[POS] = buf, pos
+  local res = new_res(c, srv, req, req.method == "HEAD")
+  req[RES] = res
+  local ok, err = xpcall(srv.handler, msgh, req, res)
+  if not ok then
+    local host, port = c:peer()
+    log(format("http: handler failed (%s %s, peer %s:%s): %s", tostring(req.method),
+      tostring(req.target), tostring(host), tostring(port), tostring(err)))
+    if res[STATE] == FRESH then
+      res[STATE] = FINISHED
+      reply(c, srv, 500, false)
+      return linger(c, loop)
+    end
+    -- the head is out: abort, without the terminal chunk, so the client
+    -- sees the response cut short
+    return close(c)
+  end
+  if res[STATE] ~= FINISHED then
+    local fok = res:finish()
+    if not fok and res[STATE] ~= FINISHED then return close(c) end
+  end
+  if res[TRUNCATED] then return close(c) end
+  if req[FAILED] then return linger(c, loop) end
+  if res[SCLOSE] then
+    if req[PHASE] ~= DONE or req[POS] <= #req[BUF] then return linger(c, loop) end
+    return close(c)
+  end
+  if req[PHASE] ~= DONE and not drain(req) then return linger(c, loop) end
+  return req[BUF], req[POS]
+end
+
 --- Serve HTTP on the accepted connection c for the server srv (its
--- settings, limits and handler): the connection's whole life.
+-- settings, limits and handler): the connection's whole life. Between
+-- requests only buf and pos stay: no request, no response.
 function M.serve(c, srv)
   local loop = srv.loop
-  local handler = srv.handler
-  local max_line, max_head, max_fields = srv.max_request_line, srv.max_header_size,
-    srv.max_headers
   local buf, pos = "", 1
-  local nreq = 0
   -- the first head's deadline runs from the accept
-  local head_dl = loop.now + srv.header_timeout
+  local dl = loop.now + srv.header_timeout
+  local nreq = 0
   while true do
-    local req = new_req(c, srv)
-    local scan = pos
-    local nxt, blen, flags
-    while true do
-      if pos <= #buf then
-        nxt, blen, flags = parse(buf, pos, scan, req, max_line, max_head, max_fields)
-        if nxt then break end
-        if nxt == nil then return refuse(c, srv, blen, flags) end
-        scan = blen
-      end
-      if not set_read_deadline(c, head_dl or loop.now + srv.keepalive_timeout) then
-        return c:close()
-      end
-      local s, err = c:read()
-      if s then
-        if pos > #buf then
-          buf, scan = s, 1
-        else
-          buf = sub(buf, pos) .. s
-          scan = scan - pos + 1
-        end
-        pos = 1
-        if not head_dl then head_dl = loop.now + srv.header_timeout end
-      elseif err == "timeout" then
-        -- a head begun and not finished in time; with nothing begun (idle
-        -- keep-alive, or a connection that never sent), a silent close
-        if pos <= #buf then return refuse(c, srv, 408, "header timeout") end
-        return c:close()
-      elseif err ~= "shutdown" or pos > #buf then
-        -- the peer closed, an error, or a graceful shutdown with no
-        -- request begun: idle keep-alive connections close at once
-        return c:close()
-      end
+    if pos > #buf then
+      buf = wait(c, srv, dl or loop.now + srv.keepalive_timeout)
+      if not buf then return end
+      pos = 1
     end
     nreq = nreq + 1
-    pos = nxt
-    local version = req.version
-    if nreq >= srv.max_requests or flags & CLOSE ~= 0
-       or (version == 10 and flags & KEEPALIVE == 0) then
-      req._close = true
-    end
-    if blen > 0 then
-      req._phase, req._remain = LENGTH, blen
-    elseif blen < 0 then
-      req._phase = SIZE
-    end
-    if version == 11 and flags & EXPECT ~= 0 then
-      return refuse(c, srv, 417, "expectation not supported")
-    end
-    req._continue = version == 11 and flags & CONTINUE ~= 0 and blen ~= 0
-    req._buf, req._pos = buf, pos
-    local res = new_res(c, srv, req, req.method == "HEAD")
-    req._res = res
-    local ok, err = xpcall(handler, msgh, req, res)
-    if not ok then
-      local host, port = c:peer()
-      log(format("http: handler failed (%s %s, peer %s:%s): %s", tostring(req.method),
-        tostring(req.target), tostring(host), tostring(port), tostring(err)))
-      if res._state == FRESH then
-        res._state = FINISHED
-        reply(c, srv, 500, false)
-        return linger(c, loop)
-      end
-      -- the head is out: abort, without the terminal chunk, so the
-      -- client sees the response cut short
-      return c:close()
-    end
-    if res._state ~= FINISHED then
-      local fok = res:finish()
-      if not fok and res._state ~= FINISHED then return c:close() end
-    end
-    if res._truncated then return c:close() end
-    buf, pos = req._buf, req._pos
-    if req._failed then return linger(c, loop) end
-    if res._close then
-      if req._phase ~= DONE or pos <= #buf then return linger(c, loop) end
-      return c:close()  -- the close flushes what is queued
-    end
-    if req._phase ~= DONE then
-      if not drain(req) then return linger(c, loop) end
-      buf, pos = req._buf, req._pos
-    end
-    head_dl = pos <= #buf and loop.now + srv.header_timeout or false
+    -- a head's deadline: from its first byte (from the accept, for the
+    -- first request)
+    buf, pos = request(c, srv, buf, pos, dl or loop.now + srv.header_timeout, nreq)
+    if not buf then return end
+    dl = false
   end
 end
 

@@ -45,8 +45,10 @@ function M.listen(opts, handler)
   end
   local lo = {}
   for k in pairs(LISTEN) do lo[k] = o[k] end
-  -- reads are timed: each phase sets its own deadline (set_read_deadline)
-  lo.read_timeout, lo.idle_timeout = o.keepalive_timeout, false
+  -- no per-read timeouts: a head or body read sets its phase's deadline
+  -- (set_read_deadline), and idle connections are timed by a sweep
+  -- (_http_server.lua), so an idle connection carries no extras
+  lo.read_timeout, lo.idle_timeout = false, false
   local srv = {
     loop = false, handler = handler,
     max_request_line = o.max_request_line, max_header_size = o.max_header_size,
@@ -57,6 +59,9 @@ function M.listen(opts, handler)
     server_line = o.server_header and "Server: " .. o.server_header .. "\r\n" or "",
     date_time = false, date_line = false, common = false,
     stats = {},  -- status -> requests the server refused with it
+    waiting = {},  -- idle connection -> when it is closed
+    sweeper = false,  -- the timer that closes them, while there are any
+    sweep_every = math.min(1, o.keepalive_timeout / 4, o.header_timeout / 4),
     must_close = serverm.must_close,
   }
   local serve = serverm.serve

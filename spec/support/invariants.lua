@@ -32,6 +32,8 @@ local function extras_reason_ok(c, x)
     return x.short_reads_unsafe
   elseif why == "error" then
     return x.rare and x.rare.error_message
+  elseif why == "phase" then
+    return x.read_call_deadline ~= nil  -- a protocol's read deadline (set_read_deadline)
   elseif why == "queue" or why == "writer" then
     return true  -- output that could not go out at once
   end
