@@ -32,7 +32,7 @@ MODULES  := $(basename $(notdir $(filter-out $(HELPERS:%=csrc/%.c),$(wildcard cs
 SOS      := $(MODULES:%=$(BUILD)/lepoll/%.so)
 HELPER_OBJS := $(HELPERS:%=$(BUILD)/obj/%.o)
 
-.PHONY: all deps doc dist hello test test-rock check check-asan check-valgrind bench \
+.PHONY: all deps doc dist hello hello-http test test-rock check check-asan check-valgrind bench \
         install uninstall clean lint flags-always
 all:: $(SOS)
 
@@ -110,6 +110,12 @@ hello: deps
 	$(MAKE) all
 	LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;" \
 	  $(LUA) examples/hello.lua $(PORT)
+
+# The hello server over HTTP/1.1 (examples/hello_http.lua): make hello-http [PORT=8080]
+hello-http: deps
+	$(MAKE) all
+	LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;" \
+	  $(LUA) examples/hello_http.lua $(PORT)
 
 LUA_SRCS := $(sort $(wildcard lua/lepoll/*.lua))
 
