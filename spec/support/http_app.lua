@@ -9,12 +9,13 @@
 -- saw it, so a spec can prove what never reached the handler (the follower
 -- of a smuggling attempt); "/" is the load route: only counted.
 --   /               "hello\n"
---   /echo           the request body (req:body())
+--   /echo           the request body (req:body()); X-Request-TE: the request's
+--                   Transfer-Encoding ("none" without one)
 --   /upload-count   the body's length, read piece by piece (req:read)
 --   /chunked?n=N    N pieces "piece I\n" by res:write (chunked on 1.1)
 --   /big?n=N        N bytes of "x" (one finish with a Content-Length)
 --   /slow?ms=MS     answers "slept" after MS milliseconds
---   /who            "conn PEERPORT request N": N counts this connection's requests
+--   /who            "conn PEERPORT request N": this is the connection's Nth request
 --   /reject413      413 without reading the body
 --   /auth           401 without reading the body
 --   /log            the recorded targets, one a line, then "hello-count N"
@@ -49,6 +50,7 @@ end
 routes["/echo"] = function(req, res)
   local body = req:body()
   if not body then return end  -- the server answered (413, 408, 400)
+  res:header("X-Request-TE", req.headers["transfer-encoding"] or "none")
   res:finish(body)
 end
 
@@ -80,11 +82,8 @@ routes["/slow"] = function(req, res)
 end
 
 routes["/who"] = function(req, res)
-  -- keyed by the connection object (weakly): a peer port can be reused
-  local c = req._c
-  per_conn[c] = (per_conn[c] or 0) + 1
   local _, port = req:peer()
-  res:finish(("conn %d request %d"):format(port, per_conn[c]))
+  res:finish(("conn %d request %d"):format(port, per_conn[req._c]))
 end
 
 routes["/reject413"] = function(_, res)
@@ -104,6 +103,9 @@ routes["/log"] = function(_, res)
 end
 
 local server = assert(http.listen(opts, function(req, res)
+  -- keyed by the connection object (weakly): a peer port can be reused
+  local c = req._c
+  per_conn[c] = (per_conn[c] or 0) + 1
   local path = req.path
   if path == "/" then
     hellos = hellos + 1
