@@ -72,6 +72,13 @@ function Req:header(name)
   return self.headers[lower(name)]
 end
 
+--- The connection the request came on (a lepoll connection: for
+-- per-connection state, or its socket options; reading or writing it
+-- directly bypasses the server).
+function Req:connection()
+  return self[CONN]
+end
+
 --- The client's address: host, port.
 function Req:peer()
   return self[CONN]:peer()

@@ -83,7 +83,7 @@ end
 
 routes["/who"] = function(req, res)
   local _, port = req:peer()
-  res:finish(("conn %d request %d"):format(port, per_conn[req._c]))
+  res:finish(("conn %d request %d"):format(port, per_conn[req:connection()]))
 end
 
 routes["/reject413"] = function(_, res)
@@ -104,7 +104,7 @@ end
 
 local server = assert(http.listen(opts, function(req, res)
   -- keyed by the connection object (weakly): a peer port can be reused
-  local c = req._c
+  local c = req:connection()
   per_conn[c] = (per_conn[c] or 0) + 1
   local path = req.path
   if path == "/" then
