@@ -46,17 +46,38 @@ function M.spawn(cmdline, limit)
     { limit = limit or 60 })
 end
 
---- Run python3 with the script's text and args: output, ok, code.
-function M.python(script, args, limit)
+-- The command line that runs python3 on a temporary file holding script
+-- (with args), and that file's path.
+local function python_line(script, args)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(script)
   f:close()
   local parts = { "python3", shquote(path) }
-  for _, a in ipairs(args or {}) do parts[#parts + 1] = shquote(a) end
-  local out, ok, code = M.run(table.concat(parts, " "), limit)
+  for _, a in ipairs(args or {}) do parts[#parts + 1] = shquote(tostring(a)) end
+  return table.concat(parts, " "), path
+end
+
+--- Run python3 with the script's text and args: output, ok, code.
+function M.python(script, args, limit)
+  local line, path = python_line(script, args)
+  local out, ok, code = M.run(line, limit)
   os.remove(path)
   return out, ok, code
+end
+
+--- Start python3 with the script's text and args in the background: a
+-- Proc (process.lua) whose :wait() returns its output; :close() removes
+-- the script too.
+function M.python_spawn(script, args, limit)
+  local line, path = python_line(script, args)
+  local p = M.spawn(line, limit)
+  local close = p.close
+  function p.close(self)
+    close(self)
+    os.remove(path)
+  end
+  return p
 end
 
 local App = {}
@@ -76,6 +97,15 @@ function M.app(opts, nofile)
   local p = process.spawn("sh -c " .. shquote(line), { limit = 300 })
   local _, port = p:listening("127.0.0.1")
   return setmetatable({ proc = p, port = port }, App)
+end
+
+--- The app's pid (the command timeout(1) runs: the shell exec'd it).
+function App:pid()
+  local pid = self.proc.pid
+  local f = assert(io.open(("/proc/%d/task/%d/children"):format(pid, pid)))
+  local s = f:read("a")
+  f:close()
+  return assert(tonumber(s:match("%d+")), "the app has no process")
 end
 
 function App:url(path)
