@@ -236,6 +236,15 @@ local function lines(res)
     .. concat(h)
 end
 
+-- Every write of the response: one that fails (a write timeout, a reset)
+-- leaves the body cut short, so the connection must end after it, or the
+-- next response would be read as the rest of this body.
+local function put(res, s)
+  local ok, err, en = res[CONN]:write(s)
+  if not ok then res[TRUNCATED], res[CLOSE] = true, true end
+  return ok, err, en
+end
+
 -- Statuses whose responses never have a body (RFC 9110 6.4.1).
 local function bodiless(code)
   return code == 204 or code == 304 or code < 200
@@ -277,9 +286,9 @@ local function send_head(res, length, body)
   res[STATE] = STREAMING
   if body and not res[HEAD_ONLY] then
     res[LEFT] = res[LEFT] and res[LEFT] - #body
-    return res[CONN]:write(head .. body)
+    return put(res, head .. body)
   end
-  return res[CONN]:write(head)
+  return put(res, head)
 end
 
 --- Write a piece of the body (sending the head first): chunked when no
@@ -302,19 +311,18 @@ function Res:write(data)
         n - left, self[LENGTH]), 2)
     end
     self[LEFT] = left - n
-    return self[CONN]:write(data)
+    return put(self, data)
   end
   if self[CHUNKED] then
     if n < 65536 then
-      return self[CONN]:write(format("%x\r\n", n) .. data .. "\r\n")
+      return put(self, format("%x\r\n", n) .. data .. "\r\n")
     end
-    local c = self[CONN]
-    local ok, err, en = c:write(format("%x\r\n", n))
-    if ok then ok, err, en = c:write(data) end
-    if ok then ok, err, en = c:write("\r\n") end
+    local ok, err, en = put(self, format("%x\r\n", n))
+    if ok then ok, err, en = put(self, data) end
+    if ok then ok, err, en = put(self, "\r\n") end
     return ok, err, en
   end
-  return self[CONN]:write(data)
+  return put(self, data)
 end
 
 --- End the response, with body as its last piece. Before anything was
@@ -343,7 +351,7 @@ function Res:finish(body)
   self[STATE] = FINISHED
   if not ok then return nil, err, en end
   if self[CHUNKED] and not self[HEAD_ONLY] then
-    return self[CONN]:write("0\r\n\r\n")
+    return put(self, "0\r\n\r\n")
   end
   if self[LEFT] and self[LEFT] > 0 and not self[HEAD_ONLY] and not bodiless(self[STATUS]) then
     -- fewer bytes than announced: the client must see a truncation
