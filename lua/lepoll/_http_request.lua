@@ -94,37 +94,42 @@ local function fail(req, code, msg)
   if res[RSTATE] == FRESH then
     res[RSTATE] = FINISHED
     res[RCLOSE] = true
-    resm.reply(req[CONN], req[SRV], code, false)
+    resm.reply(req[CONN], req[SRV], code)
   end
   return nil, msg
 end
 
--- Read more of the connection into the buffer, within the body timeout
--- (from this read). true or nil, message.
-local function more(req)
+-- Up to max bytes of the body from the connection, within the body
+-- timeout (from this read): a string, or nil, message (the reply sent).
+local function receive(req, max)
   local c, srv = req[CONN], req[SRV]
   while true do
     local ok, e = set_read_deadline(c, srv.loop.now + srv.body_timeout)
     if not ok then return fail(req, 400, e) end
-    local s, err = c:read()
-    if s then
-      local b, p = req[BUF], req[POS]
-      if p > #b then
-        req[BUF] = s
-      else
-        req[BUF] = sub(b, p) .. s
-        req[SCAN] = req[SCAN] - p + 1
-      end
-      req[POS] = 1
-      return true
-    end
+    local s, err = c:read(max)
+    if s then return s end
     if err == "timeout" then return fail(req, 408, "timeout") end
     -- a graceful shutdown lets a request in flight finish
     if err ~= "shutdown" then return fail(req, 400, err) end
   end
 end
 
--- Up to max bytes of the _remain left in this piece (Content-Length or
+-- Read more of the connection into the buffer. true or nil, message.
+local function more(req)
+  local s, err = receive(req)
+  if not s then return nil, err end
+  local b, p = req[BUF], req[POS]
+  if p > #b then
+    req[BUF] = s
+  else
+    req[BUF] = sub(b, p) .. s
+    req[SCAN] = req[SCAN] - p + 1
+  end
+  req[POS] = 1
+  return true
+end
+
+-- Up to max bytes of the REMAIN left in this piece (Content-Length or
 -- chunk), from the buffer, else straight from the connection.
 local function piece(req, max)
   local b, p = req[BUF], req[POS]
@@ -136,17 +141,9 @@ local function piece(req, max)
     s = sub(b, p, p + n - 1)
     req[POS] = p + n
   else
-    local c, srv = req[CONN], req[SRV]
-    repeat
-      local ok, e = set_read_deadline(c, srv.loop.now + srv.body_timeout)
-      if not ok then return fail(req, 400, e) end
-      local err
-      s, err = c:read(n)
-      if not s then
-        if err == "timeout" then return fail(req, 408, "timeout") end
-        if err ~= "shutdown" then return fail(req, 400, err) end
-      end
-    until s
+    local err
+    s, err = receive(req, n)
+    if not s then return nil, err end
     n = #s
   end
   req[REMAIN] = req[REMAIN] - n

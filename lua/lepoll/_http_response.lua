@@ -215,8 +215,8 @@ function Res:sent()
   return self[STATE] ~= FRESH
 end
 
--- The handler's header lines, and the Date and Server lines unless the
--- handler set either.
+-- The Date and Server lines then the handler's header lines (its own
+-- Date or Server, if it set either, in place of the server's).
 local function lines(res)
   local h = res[HDRS]
   local srv = res[SRV]
@@ -228,8 +228,8 @@ local function lines(res)
   local has_date, has_server
   for i = 1, #h do
     local l = lower(sub(h[i], 1, 7))
-    if sub(l, 1, 5) == "date:" then has_date = true end
-    if l == "server:" then has_server = true end
+    has_date = has_date or sub(l, 1, 5) == "date:"
+    has_server = has_server or l == "server:"
   end
   common(srv)
   return (has_server and "" or srv.server_line) .. (has_date and "" or srv.date_line)
@@ -247,15 +247,15 @@ end
 
 -- Statuses whose responses never have a body (RFC 9110 6.4.1).
 local function bodiless(code)
-  return code == 204 or code == 304 or code < 200
+  return code == 204 or code == 304  -- status() takes no 1xx
 end
 
 -- The connection line, and whether the connection closes after this
 -- response (decided by the server's hook: what the request asked, the
 -- request count, a shutdown, body left unread).
-local function connection(res, closing)
+local function connection(res)
   local req = res[REQ]
-  if closing or res[CLOSE] or res[SRV].must_close(req) then
+  if res[CLOSE] or res[SRV].must_close(req) then
     res[CLOSE] = true
     return "Connection: close\r\n"
   end
@@ -282,13 +282,14 @@ local function send_head(res, length, body)
     framing = ""
     res[CLOSE] = true
   end
-  local head = STATUS_LINE[code] .. lines(res) .. connection(res, res[CLOSE]) .. framing .. "\r\n"
   res[STATE] = STREAMING
   if body and not res[HEAD_ONLY] then
-    res[LEFT] = res[LEFT] and res[LEFT] - #body
-    return put(res, head .. body)
+    res[LEFT] = res[LEFT] - #body
+    -- one concatenation: the head and the body in one string, one send
+    return put(res, STATUS_LINE[code] .. lines(res) .. connection(res) .. framing
+      .. "\r\n" .. body)
   end
-  return put(res, head)
+  return put(res, STATUS_LINE[code] .. lines(res) .. connection(res) .. framing .. "\r\n")
 end
 
 --- Write a piece of the body (sending the head first): chunked when no
@@ -367,14 +368,11 @@ function Res:flush()
   return self[CONN]:flush()
 end
 
---- A reply of the server's own (an error status), with
--- "Connection: close" unless keep: the body is the reason phrase.
-function M.reply(c, srv, code, keep, extra)
+--- A reply of the server's own (an error status: the connection closes
+-- after it): the body is the reason phrase.
+function M.reply(c, srv, code)
   local body = (REASONS[code] or "Error") .. "\n"
-  common(srv)
-  return c:write(STATUS_LINE[code] .. srv.common
-    .. (keep and "" or "Connection: close\r\n")
-    .. (extra or "")
+  return c:write(STATUS_LINE[code] .. common(srv) .. "Connection: close\r\n"
     .. "Content-Type: text/plain\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
 end
 

@@ -67,12 +67,11 @@ end
 
 -- Answer a head the parser refused (or a timeout) and close.
 local function refuse(c, srv, code, why)
-  srv.stats[code] = (srv.stats[code] or 0) + 1
   if srv.log_refusals then
     local host, port = c:peer()
     log(format("http: %d %s (peer %s:%s)", code, why, tostring(host), tostring(port)))
   end
-  reply(c, srv, code, false)
+  reply(c, srv, code)
   return linger(c, srv.loop)
 end
 
@@ -195,7 +194,7 @@ local function request(c, srv, buf, pos, dl, nreq)
       tostring(req.target), tostring(host), tostring(port), tostring(err)))
     if res[STATE] == FRESH then
       res[STATE] = FINISHED
-      reply(c, srv, 500, false)
+      reply(c, srv, 500)
       return linger(c, loop)
     end
     -- the head is out: abort, without the terminal chunk, so the client

@@ -58,7 +58,6 @@ function M.listen(opts, handler)
     read_size = o.read_size, log_refusals = o.log_errors,
     server_line = o.server_header and "Server: " .. o.server_header .. "\r\n" or "",
     date_time = false, date_line = false, common = false,
-    stats = {},  -- status -> requests the server refused with it
     waiting = {},  -- idle connection -> when it is closed
     sweeper = false,  -- the timer that closes them, while there are any
     sweep_every = math.min(1, o.keepalive_timeout / 4, o.header_timeout / 4),
