@@ -1063,10 +1063,72 @@ static int h1_trailers(lua_State *L) {
   return 1;
 }
 
+/* What field() says a name is, for the fields a server must treat apart. */
+enum { H1_F_OTHER, H1_F_CONTENT_LENGTH, H1_F_CONNECTION,
+       H1_F_TRANSFER_ENCODING, H1_F_DATE, H1_F_SERVER };
+
+static int h1_fieldkind(const char *n, size_t len) {
+  switch (len) {
+    case 4: return h1_ieq(n, "date", 4) ? H1_F_DATE : H1_F_OTHER;
+    case 6: return h1_ieq(n, "server", 6) ? H1_F_SERVER : H1_F_OTHER;
+    case 10: return h1_ieq(n, "connection", 10) ? H1_F_CONNECTION : H1_F_OTHER;
+    case 14:
+      return h1_ieq(n, "content-length", 14) ? H1_F_CONTENT_LENGTH : H1_F_OTHER;
+    case 17:
+      return h1_ieq(n, "transfer-encoding", 17) ? H1_F_TRANSFER_ENCODING
+                                                : H1_F_OTHER;
+    default: return H1_F_OTHER;
+  }
+}
+
+/***
+ * Make a response field line, checked: `name` must be a token and `value`
+ * hold only field-vchar, obs-text, SP and HTAB (no CR, LF, NUL or other
+ * control byte: a value cannot smuggle a second field).
+ * @function field
+ * @tparam string name the field name, as it is to be sent
+ * @tparam string value the field value
+ * @treturn[1] string `name .. ": " .. value .. "\r\n"`
+ * @treturn[1] integer what the name is (any case): 0 another field,
+ *   1 content-length, 2 connection, 3 transfer-encoding, 4 date, 5 server
+ * @return[2] nil
+ * @treturn[2] integer 1: the name is not a token; 2: the value has a byte
+ *   a field value cannot hold
+ */
+static int h1_field(lua_State *L) {
+  size_t nlen, vlen, i;
+  const char *n = luaL_checklstring(L, 1, &nlen);
+  const char *v = luaL_checklstring(L, 2, &vlen);
+  luaL_Buffer b;
+  for (i = 0; i < nlen && H1_IS(n[i], H1_TOK); i++)
+    ;
+  if (nlen == 0 || i < nlen) {
+    luaL_pushfail(L);
+    lua_pushinteger(L, 1);
+    return 2;
+  }
+  for (i = 0; i < vlen && H1_IS(v[i], H1_VAL); i++)
+    ;
+  if (i < vlen) {
+    luaL_pushfail(L);
+    lua_pushinteger(L, 2);
+    return 2;
+  }
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, n, nlen);
+  luaL_addlstring(&b, ": ", 2);
+  luaL_addlstring(&b, v, vlen);
+  luaL_addlstring(&b, "\r\n", 2);
+  luaL_pushresult(&b);
+  lua_pushinteger(L, h1_fieldkind(n, nlen));
+  return 2;
+}
+
 static const luaL_Reg h1_funcs[] = {
   {"request",  NULL},  /* h1_request, with the keys as upvalues */
   {"chunk",    h1_chunk},
   {"trailers", h1_trailers},
+  {"field",    h1_field},
   {NULL, NULL}
 };
 

@@ -580,3 +580,33 @@ describe("lepoll.http1 bad arguments", function()
     assert.same({}, t)
   end)
 end)
+
+describe("http1.field", function()
+  it("makes a checked line and says which field it is", function()
+    assert.same({ "Content-Type: text/plain\r\n", 0 },
+      { http1.field("Content-Type", "text/plain") })
+    assert.same({ "X: a\tb \xff\r\n", 0 }, { http1.field("X", "a\tb \xff") })
+    assert.same({ "X: \r\n", 0 }, { http1.field("X", "") })
+    local kinds = { ["content-length"] = 1, ["Connection"] = 2, ["TRANSFER-ENCODING"] = 3,
+      ["date"] = 4, ["Server"] = 5, ["dates"] = 0, ["serve"] = 0 }
+    for name, kind in pairs(kinds) do
+      assert.equal(kind, select(2, http1.field(name, "1")), name)
+    end
+  end)
+
+  it("refuses a name that is not a token and a value with a control byte", function()
+    for _, n in ipairs({ "", "X Y", "X:Y", "X\r\nY", "X\0", "\xe9" }) do
+      assert.same({ nil, 1 }, { http1.field(n, "v") }, n)
+    end
+    for _, v in ipairs({ "a\r\nX-Evil: 1", "a\nb", "a\rb", "a\0b", "a\1b", "a\127b" }) do
+      assert.same({ nil, 2 }, { http1.field("X", v) }, v)
+    end
+  end)
+
+  it("raises on arguments that are not strings", function()
+    assert.error_matches(function() http1.field(nil, "v") end,
+      "bad argument #1 to '[%w.]-field' %(string expected, got nil%)")
+    assert.error_matches(function() http1.field("X", {}) end,
+      "bad argument #2 to '[%w.]-field' %(string expected, got table%)")
+  end)
+end)

@@ -13,6 +13,7 @@ local find, lower, format, sub = string.find, string.lower, string.format, strin
 local math_type = math.type
 local concat = table.concat
 local os_time, os_date = os.time, os.date
+local field = require("lepoll.http1").field
 
 local M = {}
 
@@ -78,7 +79,7 @@ local CONN <const> = 1      -- the connection
 local SRV <const> = 2       -- the server's settings
 local REQ <const> = 3       -- the request it answers
 local STATUS <const> = 4    -- the status code
-local HDRS <const> = 5      -- { "Name: value\r\n", ... } or false
+local HDRS <const> = 5      -- "Name: value\r\n", a list of such lines, or false
 local STATE <const> = 6     -- FRESH, STREAMING, FINISHED
 local LENGTH <const> = 7    -- a Content-Length the handler set, or false
 local LEFT <const> = 8      -- bytes of the body still to write, or false
@@ -115,33 +116,50 @@ function Res:status(code)
   return self
 end
 
--- Field names are tokens (RFC 9110 5.6.2); values have no CR, LF, NUL or
--- other control byte but HTAB (a header must not smuggle another).
-local TOKEN = "^[%w!#$%%&'*+%-.^_`|~]+$"
-local BADVALUE = "[%z\1-\8\10-\31\127]"
+-- Header lines are made and checked in C (lepoll.http1.field): the name
+-- a token, the value without CR, LF, NUL or another control byte but HTAB
+-- (a header must not smuggle another). field() also says which of the
+-- fields the server treats apart the name is:
+local F_CONTENT_LENGTH <const> = 1
+local F_CONNECTION <const> = 2
+local F_TRANSFER_ENCODING <const> = 3
+local F_DATE <const> = 4
+local F_SERVER <const> = 5
 
-local function value_string(v, i)
-  local tv = type(v)
+local function shown(v)
+  return type(v) == "string" and format("%q", v) or type(v)
+end
+
+-- The line for name: value (a string or number; i: its index in a table
+-- of values), and what the name is; raises naming the bad argument.
+local function line_of(name, value, i)
+  local tv = type(value)
   if tv == "number" then
-    v = math_type(v) == "integer" and tostring(v) or format("%.14g", v)
+    value = math_type(value) == "integer" and tostring(value) or format("%.14g", value)
   elseif tv ~= "string" then
     bad("header", 2, "string, number or table of strings expected, got " .. tv, 4)
   end
-  if find(v, BADVALUE) then
+  local line, kind = field(name, value)
+  if not line then
+    if kind == 1 then bad("header", 1, "a field name (token) expected, got " .. shown(name), 4) end
     bad("header", 2, (i and ("value #" .. i) or "value")
       .. " contains a control character (CR, LF, NUL, ...)", 4)
   end
-  return v
+  return line, kind, value
 end
 
--- Drop every line of the field lname (lower case) from res's headers:
--- the lines are kept as sent, so a line is the field's when its name,
--- lower-cased, and the colon lead it.
-local function remove(res, lname)
+-- Drop every line of the field name (any case) from res's headers (a
+-- line, or a list of them): the lines are kept as sent, so a line is the
+-- field's when its name, lower-cased, and the colon lead it.
+local function remove(res, name)
   local h = res[HDRS]
   if not h then return end
-  local n = #lname + 1
-  local key = lname .. ":"
+  local n = #name + 1
+  local key = lower(name) .. ":"
+  if type(h) == "string" then
+    if lower(sub(h, 1, n)) == key then res[HDRS] = false end
+    return
+  end
   local j = 1
   for i = 1, #h do
     local line = h[i]
@@ -153,59 +171,71 @@ local function remove(res, lname)
   for i = #h, j, -1 do h[i] = nil end
 end
 
+-- Add a line to res's headers: the first is kept as a string, more in a
+-- list.
+local function add(res, line)
+  local h = res[HDRS]
+  if not h then
+    res[HDRS] = line
+  elseif type(h) == "string" then
+    res[HDRS] = { h, line }
+  else
+    h[#h + 1] = line
+  end
+end
+
 --- Set the header name to value (a string or number; a table of them
 -- gives one line each; nil or false removes it). Replaces earlier lines
 -- of the same name (case-insensitive).
 function Res:header(name, value)
-  if type(name) ~= "string" or not find(name, TOKEN) then
-    bad("header", 1, "a field name (token) expected, got "
-      .. (type(name) == "string" and format("%q", name) or type(name)))
+  if type(name) ~= "string" then
+    bad("header", 1, "a field name (token) expected, got " .. type(name))
   end
   check_open(self, "header")
-  local lname = lower(name)
-  if lname == "transfer-encoding" then
-    error("header: transfer-encoding is set by the server", 2)
-  end
-  if lname == "content-length" then
-    if value == nil or value == false then
-      self[LENGTH] = false
+  if type(value) == "string" and not self[HDRS] then
+    -- the common case: a first header, a string value
+    local line, kind = field(name, value)
+    if line and kind == 0 then
+      self[HDRS] = line
       return self
     end
-    local v = value_string(value)
-    if not find(v, "^%d+$") or #v > 18 then
-      bad("header", 2, "content-length must be a decimal integer, got " .. format("%q", v))
-    end
-    self[LENGTH] = tonumber(v) // 1
-    return self
-  end
-  if lname == "connection" then
-    -- the connection is the server's: "close" is honoured, the rest ignored
-    if value and find(lower(value_string(value)), "close", 1, true) then
-      self[CLOSE] = true
-    end
-    return self
   end
   -- every value checked before anything changes: a raise leaves the
   -- headers as they were
-  local first, more
+  local lines_, kind, v, _
   if type(value) == "table" then
-    more = {}
-    for i = 1, #value do more[i] = name .. ": " .. value_string(value[i], i) .. "\r\n" end
-  elseif value ~= nil and value ~= false then
-    first = name .. ": " .. value_string(value) .. "\r\n"
+    lines_ = {}
+    for i = 1, #value do lines_[i], kind = line_of(name, value[i], i) end
+    if #value == 0 then _, kind = line_of(name, "") end
+  elseif value == nil or value == false then
+    _, kind = line_of(name, "")
+  else
+    local line
+    line, kind, v = line_of(name, value)
+    lines_ = { line }
   end
-  if lname == "date" or lname == "server" then self[OWN] = true end
-  remove(self, lname)
-  local h = self[HDRS]
-  if not h then
-    if not (first or more) then return self end
-    h = {}
-    self[HDRS] = h
+  if kind == F_TRANSFER_ENCODING then
+    error("header: transfer-encoding is set by the server", 2)
+  elseif kind == F_CONTENT_LENGTH then
+    if not lines_ then
+      self[LENGTH] = false
+      return self
+    end
+    if not v or not find(v, "^%d+$") or #v > 18 then
+      bad("header", 2, "content-length must be a decimal integer, got " .. shown(v or value))
+    end
+    self[LENGTH] = math.tointeger(tonumber(v))
+    return self
+  elseif kind == F_CONNECTION then
+    -- the connection is the server's: "close" is honoured, the rest ignored
+    if v and find(lower(v), "close", 1, true) then self[CLOSE] = true end
+    return self
+  elseif kind == F_DATE or kind == F_SERVER then
+    self[OWN] = true
   end
-  if first then
-    h[#h + 1] = first
-  elseif more then
-    for i = 1, #more do h[#h + 1] = more[i] end
+  remove(self, name)
+  if lines_ then
+    for i = 1, #lines_ do add(self, lines_[i]) end
   end
   return self
 end
@@ -215,26 +245,30 @@ function Res:sent()
   return self[STATE] ~= FRESH
 end
 
--- The Date and Server lines then the handler's header lines (its own
--- Date or Server, if it set either, in place of the server's).
-local function lines(res)
+-- The Date and Server lines and the handler's header lines, when the
+-- handler set its own Date or Server (which replace the server's).
+local function own_lines(res)
   local h = res[HDRS]
-  local srv = res[SRV]
-  if not h then return common(srv) end
-  if not res[OWN] then
-    if #h == 1 then return common(srv) .. h[1] end
-    return common(srv) .. concat(h)
-  end
+  if type(h) == "string" then h = { h } end
   local has_date, has_server
   for i = 1, #h do
     local l = lower(sub(h[i], 1, 7))
     has_date = has_date or sub(l, 1, 5) == "date:"
     has_server = has_server or l == "server:"
   end
+  local srv = res[SRV]
   common(srv)
-  return (has_server and "" or srv.server_line) .. (has_date and "" or srv.date_line)
-    .. concat(h)
+  return (has_server and "" or srv.server_line) .. (has_date and "" or srv.date_line),
+    concat(h)
 end
+
+-- "Content-Length: n\r\n" for the lengths most responses have, made once.
+local CL_CACHED <const> = 4096
+local CL_LINE = setmetatable({}, { __index = function(t, n)
+  local line = "Content-Length: " .. n .. "\r\n"
+  if n <= CL_CACHED then t[n] = line end
+  return line
+end })
 
 -- Every write of the response: one that fails (a write timeout, a reset)
 -- leaves the body cut short, so the connection must end after it, or the
@@ -245,22 +279,10 @@ local function put(res, s)
   return ok, err, en
 end
 
--- Statuses whose responses never have a body (RFC 9110 6.4.1).
+-- Statuses whose responses never have a body (RFC 9110 6.4.1; status()
+-- takes no 1xx).
 local function bodiless(code)
-  return code == 204 or code == 304  -- status() takes no 1xx
-end
-
--- The connection line, and whether the connection closes after this
--- response (decided by the server's hook: what the request asked, the
--- request count, a shutdown, body left unread).
-local function connection(res)
-  local req = res[REQ]
-  if res[CLOSE] or res[SRV].must_close(req) then
-    res[CLOSE] = true
-    return "Connection: close\r\n"
-  end
-  if req.version == 10 then return "Connection: keep-alive\r\n" end
-  return ""
+  return code == 204 or code == 304
 end
 
 -- Send the head; with body (finish) in the same write. length: the
@@ -268,12 +290,12 @@ end
 local function send_head(res, length, body)
   local code = res[STATUS]
   local framing
-  if bodiless(code) then
+  if code == 204 or code == 304 then  -- bodiless(), inline
     framing = ""
     body = nil
     res[LEFT] = 0
   elseif length then
-    framing = "Content-Length: " .. length .. "\r\n"
+    framing = CL_LINE[length]
     res[LEFT] = length
   elseif res[REQ].version == 11 then
     framing = "Transfer-Encoding: chunked\r\n"
@@ -283,13 +305,35 @@ local function send_head(res, length, body)
     res[CLOSE] = true
   end
   res[STATE] = STREAMING
+  -- inline, the per-response path: the Date and Server lines (made again
+  -- when the second changes), the handler's lines, the connection line
+  local srv = res[SRV]
+  if os_time() ~= srv.date_time then common(srv) end
+  local pre, h = srv.common, res[HDRS]
+  if res[OWN] then
+    pre, h = own_lines(res)
+  elseif not h then
+    h = ""
+  elseif type(h) ~= "string" then
+    h = concat(h)
+  end
+  -- whether the connection closes after this response: what the request
+  -- asked, the request count, a shutdown, a body left unread (the
+  -- server's must_close)
+  local req = res[REQ]
+  local conn = ""
+  if res[CLOSE] or srv.must_close(req) then
+    res[CLOSE] = true
+    conn = "Connection: close\r\n"
+  elseif req.version == 10 then
+    conn = "Connection: keep-alive\r\n"
+  end
   if body and not res[HEAD_ONLY] then
     res[LEFT] = res[LEFT] - #body
     -- one concatenation: the head and the body in one string, one send
-    return put(res, STATUS_LINE[code] .. lines(res) .. connection(res) .. framing
-      .. "\r\n" .. body)
+    return put(res, STATUS_LINE[code] .. pre .. h .. conn .. framing .. "\r\n" .. body)
   end
-  return put(res, STATUS_LINE[code] .. lines(res) .. connection(res) .. framing .. "\r\n")
+  return put(res, STATUS_LINE[code] .. pre .. h .. conn .. framing .. "\r\n")
 end
 
 --- Write a piece of the body (sending the head first): chunked when no

@@ -36,6 +36,7 @@ local RES, BUF, POS, PHASE, REMAIN, CONTINUE_OWED, FAILED, RCLOSE = reqm.RES, re
   reqm.POS, reqm.PHASE, reqm.REMAIN, reqm.CONTINUE, reqm.FAILED, reqm.CLOSE
 local STATE, SCLOSE, TRUNCATED = resm.STATE, resm.CLOSE, resm.TRUNCATED
 local SRV = reqm.SRV
+local EXTRAS = connm.layout.EXTRAS
 local CLOSE, KEEPALIVE, CONTINUE, EXPECT = http1.CLOSE, http1.KEEPALIVE,
   http1.CONTINUE, http1.EXPECT
 
@@ -131,7 +132,9 @@ local function wait(c, srv, dl)
     srv.sweeper = srv.loop:every(srv.sweep_every, function() sweep(srv) end)
   end
   local s
-  if set_read_deadline(c, false) then s = c:read() end
+  -- a phase's deadline left from this connection's last head or body
+  -- goes (only a connection that ever waited in one has extras)
+  if not c[EXTRAS] or set_read_deadline(c, false) then s = c:read() end
   srv.waiting[c] = nil
   if not s then c:close() end
   return s
