@@ -153,6 +153,29 @@ describe("lepoll.http server", function()
     end)
   end)
 
+  it("parses trailers that arrive after the body's last chunk, in a read of their own", function()
+    h.with_task(function(loop)
+      local pieces, trailer = {}, nil
+      local _, port = serve(loop, function(req, res)
+        while true do
+          local s = req:read()
+          if not s then break end
+          pieces[#pieces + 1] = s
+        end
+        trailer = req.trailers and req.trailers["x-sum"]
+        res:finish("ok")
+      end)
+      local c = send(loop, port, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        .. "\r\n3\r\nabc\r\n0\r\n")
+      -- the handler has the data and waits in the trailers, its buffer spent
+      h.wait_until(loop, function() return table.concat(pieces) == "abc" end, nil, "the chunk")
+      assert(c:write("X-Sum: 3\r\n\r\n"))
+      assert.equal("ok", assert(hc.read(c)).body)
+      assert.equal("abc", table.concat(pieces))
+      assert.equal("3", trailer)
+    end)
+  end)
+
   it("streams a large body through req:read", function()
     h.with_task(function(loop)
       local total = 0

@@ -119,13 +119,11 @@ local function more(req)
   local s, err = receive(req)
   if not s then return nil, err end
   local b, p = req[BUF], req[POS]
-  if p > #b then
-    req[BUF] = s
-  else
-    req[BUF] = sub(b, p) .. s
-    req[SCAN] = req[SCAN] - p + 1
-  end
+  req[BUF] = p > #b and s or sub(b, p) .. s
   req[POS] = 1
+  -- the trailer parse's resume point moves with the bytes (it is at or
+  -- after POS; outside the trailers it is not used)
+  req[SCAN] = req[SCAN] - p + 1
   return true
 end
 

@@ -4,9 +4,10 @@
 -- options (private; the reference is docs/http.md).
 --
 -- The connection's coroutine runs serve() from accept to close; between
--- requests it waits in Conn:read with the keep-alive deadline, holding
--- no request. A head must arrive whole within header_timeout of its
--- first byte (of the accept, for the first request): the deadline is set
+-- requests it waits in Conn:read, holding no request, and each request
+-- runs in a pooled worker coroutine (see worker, below). A head must
+-- arrive whole within header_timeout of its first byte (of the accept,
+-- for the first request): the deadline is set
 -- once per head (lepoll._conn.set_read_deadline), not per read, so a
 -- client that feeds it a byte at a time gains nothing. Bytes read past a
 -- head (a body, pipelined requests) stay in the buffer and are parsed
@@ -24,7 +25,9 @@ local reqm = require "lepoll._http_request"
 local resm = require "lepoll._http_response"
 
 local sub, format = string.sub, string.format
-local xpcall, tostring, pairs = xpcall, tostring, pairs
+local xpcall, tostring, pairs, setmetatable = xpcall, tostring, pairs, setmetatable
+local co_create, co_resume, co_yield, co_running = coroutine.create, coroutine.resume,
+  coroutine.yield, coroutine.running
 local parse = http1.request
 local set_read_deadline = connm.set_read_deadline
 local new_req, new_res, reply = reqm.new, resm.new, resm.reply
@@ -120,24 +123,8 @@ local function sweep(srv)
   end
 end
 
--- Wait for the first bytes of the next request, for at most until dl
--- (the keep-alive deadline, or the first head's). The bytes, or nil once
--- the connection is closed (silently: an idle connection that times out,
--- or hears of a graceful shutdown, just closes). Small on purpose: while
--- a connection is idle, this frame and Conn:read's sit on serve()'s, and
--- together they fit the coroutine's first stack.
-local function wait(c, srv, dl)
-  srv.waiting[c] = dl
-  if not srv.sweeper then
-    srv.sweeper = srv.loop:every(srv.sweep_every, function() sweep(srv) end)
-  end
-  local s
-  -- a phase's deadline left from this connection's last head or body
-  -- goes (only a connection that ever waited in one has extras)
-  if not c[EXTRAS] or set_read_deadline(c, false) then s = c:read() end
-  srv.waiting[c] = nil
-  if not s then c:close() end
-  return s
+local function start_sweeper(srv)
+  srv.sweeper = srv.loop:every(srv.sweep_every, function() sweep(srv) end)
 end
 
 -- Close c, returning nothing (what request() returns for "no more").
@@ -218,27 +205,100 @@ local function request(c, srv, buf, pos, dl, nreq)
   return req[BUF], req[POS]
 end
 
+-- Requests run in pooled worker coroutines, not in the connection's own.
+-- A handler's calls grow a coroutine's stack past the 40 slots it starts
+-- with, and Lua never shrinks it back below twice what is in use: in the
+-- connection's coroutine that would stay with every idle connection. So
+-- the connection's coroutine only waits (serve below: its frame, Conn:read's
+-- and the yield fit the first 40 slots) and hands each request to a
+-- worker. While the worker runs, the connection's task is the worker
+-- (its COROUTINE slot), so the loop resumes it directly when it waits; a
+-- wait the worker yields to serve() is passed on to the loop as it is.
+-- When the request is done, the worker gives the task back and yields
+-- DONE: to serve() at once when nothing waited, else to the loop, which
+-- runs the task (serve) again as after a yield of its own.
+local COROUTINE = connm.layout.COROUTINE
+local REQUEST_DONE = setmetatable({}, { __name = "lepoll.http request done" })
+-- Idle workers kept per server; more are made while requests need them.
+local POOL_MAX <const> = 64
+-- The slots of a worker: its coroutine, then what serve() hands it and
+-- what it hands back (W_BUF false: the connection is done).
+local W_CO <const> = 1
+local W_CONN <const> = 2
+local W_BUF <const> = 3
+local W_POS <const> = 4
+local W_DL <const> = 5
+local W_NREQ <const> = 6
+local W_OWNER <const> = 7   -- the connection's own coroutine
+local W_SRV <const> = 8
+
+local function worker(w)
+  while true do
+    local c = w[W_CONN]
+    local buf, pos = request(c, w[W_SRV], w[W_BUF], w[W_POS], w[W_DL], w[W_NREQ])
+    w[W_CONN], w[W_BUF], w[W_POS] = false, buf or false, pos
+    c[COROUTINE] = w[W_OWNER]
+    co_yield(REQUEST_DONE)
+  end
+end
+
+local function new_worker(srv)
+  local w = { false, false, false, 0, 0, 0, false, srv }
+  w[W_CO] = co_create(worker)
+  return w
+end
+
+-- A connection's state between requests (in a table, not in locals: see
+-- serve): the read buffer, where its unread bytes begin, the next head's
+-- deadline (false: from its first byte) and the requests so far.
+local S_BUF <const> = 1
+local S_POS <const> = 2
+local S_DL <const> = 3
+local S_NREQ <const> = 4
+
 --- Serve HTTP on the accepted connection c for the server srv (its
 -- settings, limits and handler): the connection's whole life. Between
--- requests only buf and pos stay: no request, no response.
+-- requests only its state stays: no request, no response, and a stack no
+-- larger than the coroutine's first. This frame's locals are kept to
+-- three (c, srv, st) where it reads: Conn:read, the C calls it makes and
+-- their LUA_MINSTACK sit above them, and one more local would take the
+-- coroutine past its first 40 slots (a doubling it keeps for good).
 function M.serve(c, srv)
-  local loop = srv.loop
-  local buf, pos = "", 1
   -- the first head's deadline runs from the accept
-  local dl = loop.now + srv.header_timeout
-  local nreq = 0
+  local st = { "", 1, srv.loop.now + srv.header_timeout, 0 }
   while true do
-    if pos > #buf then
-      buf = wait(c, srv, dl or loop.now + srv.keepalive_timeout)
-      if not buf then return end
-      pos = 1
+    if st[S_POS] > #st[S_BUF] then
+      -- idle (see sweep): no deadline of its own; a phase's deadline left
+      -- from this connection's last head or body goes
+      srv.waiting[c] = st[S_DL] or srv.loop.now + srv.keepalive_timeout
+      if not srv.sweeper then start_sweeper(srv) end
+      st[S_BUF] = (not c[EXTRAS] or set_read_deadline(c, false)) and c:read()
+      srv.waiting[c] = nil
+      if not st[S_BUF] then return c:close() end
+      st[S_POS] = 1
     end
-    nreq = nreq + 1
+    st[S_NREQ] = st[S_NREQ] + 1
+    local pool = srv.pool
+    local w = pool[#pool]
+    if w then pool[#pool] = nil else w = new_worker(srv) end
     -- a head's deadline: from its first byte (from the accept, for the
     -- first request)
-    buf, pos = request(c, srv, buf, pos, dl or loop.now + srv.header_timeout, nreq)
-    if not buf then return end
-    dl = false
+    w[W_CONN], w[W_BUF], w[W_POS], w[W_DL], w[W_NREQ], w[W_OWNER] = c, st[S_BUF],
+      st[S_POS], st[S_DL] or srv.loop.now + srv.header_timeout, st[S_NREQ], co_running()
+    c[COROUTINE] = w[W_CO]
+    local ok, r, rc = co_resume(w[W_CO], w)
+    if r ~= REQUEST_DONE then
+      if not ok then  -- a fault of the server's own, not the handler's
+        c[COROUTINE] = co_running()
+        log("http: request failed: " .. tostring(r))
+        return c:close()
+      end
+      co_yield(r, rc)  -- the worker waits: the loop resumes it, then this
+    end
+    st[S_BUF], st[S_POS], st[S_DL] = w[W_BUF], w[W_POS], false
+    w[W_BUF], w[W_OWNER] = false, false
+    if #pool < POOL_MAX then pool[#pool + 1] = w end
+    if not st[S_BUF] then return end
   end
 end
 

@@ -8,7 +8,7 @@
 --     end)
 --     lepoll.run()
 --
--- One handler call per request, in the connection's coroutine; keep-alive,
+-- One handler call per request, in a pooled coroutine; keep-alive,
 -- pipelining, limits and deadlines are the server's. The head is parsed in
 -- C (lepoll.http1), strictly. The reference is docs/http.md; the pieces:
 -- _http_server.lua (a connection's life), _http_request.lua (req and its
@@ -59,6 +59,7 @@ function M.listen(opts, handler)
     server_line = o.server_header and "Server: " .. o.server_header .. "\r\n" or "",
     date_time = false, date_line = false, common = false,
     waiting = {},  -- idle connection -> when it is closed
+    pool = {},     -- idle request workers (_http_server.lua)
     sweeper = false,  -- the timer that closes them, while there are any
     sweep_every = math.min(1, o.keepalive_timeout / 4, o.header_timeout / 4),
     must_close = serverm.must_close,
