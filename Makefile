@@ -45,8 +45,10 @@ $(BUILD)/obj/cflags: flags-always | $(BUILD)/obj
 $(BUILD)/obj/%.o: csrc/%.c csrc/internal.h csrc/lepoll.h $(BUILD)/obj/cflags | $(BUILD)/obj
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
+# A module that needs a library (libssl, pthreads) names it in its
+# mk/NAME.mk as MODLIBS_NAME; the host program and liblepoll take them all.
 $(BUILD)/lepoll/%.so: $(BUILD)/obj/%.o $(HELPER_OBJS) | $(BUILD)/lepoll
-	$(CC) -shared $(SANFLAGS) $(LDFLAGS) -o $@ $^
+	$(CC) -shared $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(MODLIBS_$*)
 
 $(BUILD)/obj $(BUILD)/lepoll:
 	mkdir -p $@

@@ -13,8 +13,8 @@ LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 LUA_LIBS     ?= $(or $(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null),-llua5.4)
-# What the C modules need from libc beyond -lc (llround & co).
-LEPOLL_LIBS  ?= -lm
+# What the C modules need beyond -lc (llround & co; each module's MODLIBS_x).
+LEPOLL_LIBS  ?= -lm $(foreach m,$(MODULES),$(MODLIBS_$(m)))
 LEPOLL_SOMAJOR := $(firstword $(subst ., ,$(LEPOLL_VERSION)))
 
 HOST_LUA_SRCS := $(sort $(wildcard lua/lepoll/*.lua))
