@@ -36,6 +36,7 @@ build = {
     ["lepoll._options"] = "lua/lepoll/_options.lua",
     ["lepoll._signal"] = "lua/lepoll/_signal.lua",
     ["lepoll._timer"] = "lua/lepoll/_timer.lua",
+    ["lepoll._tls"] = "lua/lepoll/_tls.lua",
     ["lepoll._watch"] = "lua/lepoll/_watch.lua",
     ["lepoll.http"] = "lua/lepoll/http.lua",
     ["lepoll"] = "lua/lepoll/init.lua",

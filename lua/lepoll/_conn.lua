@@ -428,13 +428,18 @@ end
 -- Write queue --------------------------------------------------------------
 
 -- Send queued output until done or the kernel is full. true (maybe with
--- data left) or nil, message, errno.
+-- data left) or nil, message, errno. A connection whose settings carry a
+-- sender (cfg.send(c, s, i), lepoll._tls) writes through it: it returns
+-- what send(2) would, nil, reason, EAGAIN when it must wait, and a short
+-- count only when it must wait too.
 local function flush(c, q)
   local fd = c[FD]
+  local snd = c[CONFIG].send
   local h, off = q.head, q.offset
   while q.bytes > 0 do
     local s = q[h]
-    local n, err, en = send(fd, s, off + 1)
+    local n, err, en
+    if snd then n, err, en = snd(c, s, off + 1) else n, err, en = send(fd, s, off + 1) end
     if not n then
       q.head, q.offset = h, off
       if en == EAGAIN then return true end
@@ -608,8 +613,11 @@ end
 
 -- The last step of close(): the fd closes, the connection leaves the loop.
 local function finalize(c)
-  c[STATE] = CLOSED
   local cfg = c[CONFIG]
+  -- a protocol under the stream (TLS) has its last word before the fd goes
+  local fin = cfg.finalize
+  if fin then fin(c) end
+  c[STATE] = CLOSED
   local loop = cfg.loop
   c[READER] = false
   c[INBUF] = false
@@ -980,7 +988,9 @@ local function write_slow(c, s, i)
     end
     local queued = q and q.bytes or 0
     if queued == 0 and i <= len then
-      local n, err, en = send(c[FD], s, i)
+      local snd = cfg.send
+      local n, err, en
+      if snd then n, err, en = snd(c, s, i) else n, err, en = send(c[FD], s, i) end
       if n then
         i = i + n
       elseif en ~= EAGAIN then
@@ -1087,6 +1097,12 @@ function Conn:shutdown(how)
   if how ~= "r" then
     local ok, err, en = self:flush()
     if not ok then return nil, err, en end
+    -- TLS ends its write side with close_notify before the FIN
+    local close_notify = self[CONFIG].close_notify
+    if close_notify then
+      ok, err, en = close_notify(self)
+      if not ok then return nil, err, en end
+    end
   end
   return net.shutdown(self[FD], how)
 end
@@ -1123,6 +1139,13 @@ end
 function Conn:sockname()
   if self[STATE] == CLOSED then return nil, "closed" end
   return net.getsockname(self[FD])
+end
+
+--- The TLS session's facts (lepoll._tls's info): nil on a plain
+-- connection (and on a TLS one once closed).
+function Conn:tls()
+  if not self._tls then return nil end
+  return require("lepoll._tls").info(self)
 end
 
 --- The socket's fd number (-1 once closed).
@@ -1201,6 +1224,20 @@ function M.set_read_deadline(c, dl)
   x.read_call_deadline = dl
   return true
 end
+
+-- Streams under the connection (lepoll._tls) ---------------------------------
+
+-- What lepoll._tls builds on: a TLS connection is a connection whose read
+-- and write are its own, whose reader and writer wait in the same slots
+-- (so deadlines, close and shutdown reach them unchanged), and whose
+-- settings carry send, finalize and close_notify (above).
+M.internal = {
+  xnode = xnode, set_deadline = set_deadline, deadline = deadline,
+  fail = fail, recorded = recorded, rare = rare, write_slow = write_slow,
+  flush_background = flush_background, check_count = check_count,
+  TWO_READERS = TWO_READERS, TWO_WRITERS = TWO_WRITERS, REGFLAGS = REGFLAGS,
+  RMASK = RMASK, WMASK = WMASK,
+}
 
 -- Outbound connections (lepoll._connect) ---------------------------------------
 

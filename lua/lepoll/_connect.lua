@@ -52,6 +52,12 @@ function M.connect(loop, host, port, opts)
     bad(path and 2 or 3, "number or table expected, got " .. type(opts))
   end
   local o = opts and optionsm.check(opts, "connect", "connect", path and 2 or 3)
+  local tlsm = o and o.tls and require("lepoll._tls")
+  if tlsm then
+    local ok, expected = tlsm.check_client(o.tls)
+    if not ok then bad(path and 2 or 3, "option 'tls' must be " .. expected) end
+  end
+  local start = loop.now
   connm.current(loop, 2, NOTCO)
   local name = path or listenm.display(host, port)
   local fd, err, en = net.socket(path and net.UNIX
@@ -75,6 +81,7 @@ function M.connect(loop, host, port, opts)
     return nil, "connect " .. name .. ": " .. err, en
   end
   local cfg = o and connm.config(loop, o, false, path ~= nil) or shared_config(loop, path ~= nil)
+  if tlsm then tlsm.config(cfg) end
   local c = connm.new(loop, fd, cfg)
   if not ok then
     local timeout = o and o.timeout
@@ -102,6 +109,16 @@ function M.connect(loop, host, port, opts)
   if not ok then
     connm.close(c, true)
     return nil, "connect " .. name .. ": " .. err, en
+  end
+  if tlsm then
+    -- the handshake has its own timeout, within the whole call's
+    local dl = loop.now + o.handshake_timeout
+    if o.timeout and start + o.timeout < dl then dl = start + o.timeout end
+    ok, err, en = tlsm.connect(c, host, o.tls, dl)
+    if not ok then
+      connm.close(c, true)
+      return nil, err, en
+    end
   end
   return c
 end

@@ -16,6 +16,7 @@ local EAGAIN, EINTR, ECONNABORTED, EPROTO = errno.EAGAIN, errno.EINTR,
   errno.ECONNABORTED, errno.EPROTO
 local AFLAGS = net.NONBLOCK | net.CLOEXEC
 local conn_new, start = connm.new, connm.start
+local CONFIG = connm.layout.CONFIG
 local log = logm.log
 
 local M = {}
@@ -100,6 +101,24 @@ end
 -- accept_backoff = 0.1, unlink = false, plus the connection options}.
 -- handler(conn) runs in its own coroutine per connection.
 -- Returns the server, or nil, message, errno if the socket cannot be set up.
+--- The handler of a TLS listener (option tls, a context): the server's
+-- handshake within timeout seconds, then handler(conn). A failed
+-- handshake (a scanner, a client that distrusts the certificate) ends
+-- the connection silently; the listener's stats count it
+-- (tls_failures).
+function M.tls_handler(ctx, timeout, handler)
+  local tlsm = require "lepoll._tls"
+  local tls_accept = tlsm.accept
+  return function(c)
+    if not tls_accept(c, ctx, timeout) then
+      local stats = c[CONFIG].stats
+      stats.tls_failures = (stats.tls_failures or 0) + 1
+      return
+    end
+    return handler(c)
+  end
+end
+
 function M.listen(loop, opts, handler)
   loop:_check_open("listen")
   local o = optionsm.check(opts, "listen", "listen", 1)
@@ -116,6 +135,7 @@ function M.listen(loop, opts, handler)
   if type(handler) ~= "function" then
     error("bad argument #2 to 'listen' (function expected, got " .. type(handler) .. ")", 2)
   end
+  if o.tls then handler = M.tls_handler(o.tls, o.handshake_timeout, handler) end
   local s = setmetatable({ loop = loop, handler = handler, path = path,
     batch = o.accept_batch, backoff = o.accept_backoff, nodelay = o.nodelay,
     closed = false, paused = false, pauses = 0, paused_since = 0,
@@ -160,6 +180,7 @@ function M.listen(loop, opts, handler)
   end
   if not ok then return fail("bind", err, en) end
   s.cfg = connm.config(loop, o, s, path ~= nil)
+  if o.tls then require("lepoll._tls").config(s.cfg) end
   ok, err, en = net.listen(fd, o.backlog)
   if not ok then return fail("listen", err, en) end
   s.fd = fd

@@ -2,7 +2,8 @@
 -- lepoll.connect, checked where they are given (private). Every option
 -- has a kind and a default; a name no kind lists raises, naming it, so a
 -- misspelt option never passes silently.
-local type, error, tostring, pairs = type, error, tostring, pairs
+local type, error, tostring, pairs, getmetatable = type, error, tostring, pairs,
+  getmetatable
 local math_type, huge = math.type, math.huge
 
 local M = {}
@@ -62,6 +63,19 @@ local function path(v)
   return nil, "a non-empty string"
 end
 
+-- TLS settings (lepoll._tls checks a client table's fields when it is
+-- used; the module is not loaded for connections that do not ask for it).
+local function tls_context(v)
+  local mt = debug.getregistry()["lepoll.tls.context"]
+  if mt and type(v) == "userdata" and getmetatable(v) == mt then return v end
+  return nil, "a TLS context (lepoll.tls.context)"
+end
+
+local function tls_client(v)
+  if v == true or type(v) == "table" or tls_context(v) then return v end
+  return nil, "true, a TLS context or a table"
+end
+
 -- name -> { check, default }; a default of nil means "not given".
 local CONN = {
   hwm = { positive_int, 65536 },          -- write buffer high-water mark, bytes
@@ -96,10 +110,14 @@ M.kinds = {
     nodelay = { boolean, false },
     accept_batch = { positive_int, 64 },
     accept_backoff = { positive, 0.1 },
+    tls = { tls_context, nil },             -- serve TLS with this context
+    handshake_timeout = { positive, 10 },   -- seconds for a TLS handshake
   }),
   connect = with_conn({
     timeout = { positive, nil },
     nodelay = { boolean, false },
+    tls = { tls_client, nil },              -- true, a context or {ctx, server_name, ...}
+    handshake_timeout = { positive, 10 },   -- seconds for a TLS handshake
   }),
 }
 
