@@ -621,9 +621,9 @@ static int tls_clientopts(lua_State *L, tls_Session *s) {
       tls_fielderror(L, 4, "session", "not a TLS session");
       return 0;
     }
-    len = SSL_set_session(s->ssl, sess) == 1;
+    int set = SSL_set_session(s->ssl, sess) == 1;
     SSL_SESSION_free(sess);  /* the SSL holds its own reference */
-    if (!len)
+    if (!set)
       return tls_loadfail(L, "session", "(given)");
   }
   lua_pop(L, 1);
