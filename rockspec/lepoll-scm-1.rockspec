@@ -53,6 +53,11 @@ build = {
       sources = { "csrc/http1.c", "csrc/result.c" },
       defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
     },
+    ["lepoll.tls"] = {
+      sources = { "csrc/tls.c", "csrc/fdobj.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+      libraries = { "ssl", "crypto" },
+    },
   },
 }
 -- The specs against the modules `luarocks make` built here, without apt,

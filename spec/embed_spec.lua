@@ -100,7 +100,7 @@ describe("embedding #build", function()
         "lib/liblepoll.so.0", "lib/liblepoll.so.0.1.0", "include/lepoll.h",
         "lib/pkgconfig/lepoll.pc", "lib/lua/5.4/lepoll/epoll.so",
         "lib/lua/5.4/lepoll/net.so", "lib/lua/5.4/lepoll/io.so",
-        "lib/lua/5.4/lepoll/http1.so" }) do
+        "lib/lua/5.4/lepoll/http1.so", "lib/lua/5.4/lepoll/tls.so" }) do
         assert.is_true(exists(prefix .. "/" .. f), f .. " not installed")
       end
       assert.equal(readfile("csrc/lepoll.h"), readfile(prefix .. "/include/lepoll.h"))
@@ -115,7 +115,7 @@ describe("embedding #build", function()
       local syms = check("nm -D --defined-only " .. sh(prefix .. "/lib/liblepoll.so")
         .. " | awk '$2 == \"T\" { print $3 }' | sort")
       assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_http1\n"
-        .. "luaopen_lepoll_io\nluaopen_lepoll_net\n", syms)
+        .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_tls\n", syms)
     end)
 
     it("make uninstall removes all that make install put under DESTDIR", function()
@@ -148,7 +148,7 @@ describe("embedding #build", function()
     lazy_setup(function()
       local names = {}
       for _, m in ipairs(files.framework_modules()) do names[#names + 1] = m[1] end
-      local cmods = { "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net" }
+      local cmods = { "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net", "lepoll.tls" }
       for _, n in ipairs(cmods) do names[#names + 1] = n end
       table.sort(names)
       expect_preload = table.concat(names, " ")
@@ -169,7 +169,7 @@ describe("embedding #build", function()
       check(pcpath .. " " .. BUILD_ENV .. " cc -std=c11 -Wall -Wextra -Werror " .. SANFLAGS
         .. " -o " .. sh(work .. "/test-static") .. " " .. sh(work .. "/test.c")
         .. " $(pkg-config --cflags lepoll) " .. sh(prefix .. "/lib/liblepoll.a")
-        .. " $(pkg-config --libs lua5.4) -lm")
+        .. " $(pkg-config --libs lua5.4) -lm $(pkg-config --libs openssl)")
       assert.is_nil(check(BUILD_ENV .. " ldd " .. sh(work .. "/test-static")):find("liblepoll"))
       local out = check(process.program(work .. "/test-static", {}, { env = nothing }))
       assert.equal("0.1.0\n42\tthrough a pipe\t" .. expect_preload .. "\n", out)

@@ -49,6 +49,7 @@ local PROBE = [[
   assert(data == 42 and flags & epoll.IN ~= 0)
   local a <close>, b = net.socketpair()
   assert(net.send(a, "hi") == 2 and net.recv(b, 10) == "hi")
+  assert(require("lepoll.tls").context())
   local lepoll = require "lepoll"
   assert(package.searchpath("lepoll", package.path):find(tree, 1, true))
   local fired = false
@@ -202,13 +203,14 @@ describe("shared objects #build", function()
   end
 
   it("each C module exports its luaopen_* alone", function()
-    for _, m in ipairs({ "epoll", "http1", "io", "net" }) do
+    for _, m in ipairs({ "epoll", "http1", "io", "net", "tls" }) do
       assert.equal("luaopen_lepoll_" .. m .. "\n", exported(BUILD .. "/lepoll/" .. m .. ".so"))
     end
   end)
 
   it("liblepoll.so exports lepoll_openlibs and the luaopen_* alone", function()
     assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_http1\n"
-      .. "luaopen_lepoll_io\nluaopen_lepoll_net\n", exported(BUILD .. "/liblepoll.so"))
+      .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_tls\n",
+      exported(BUILD .. "/liblepoll.so"))
   end)
 end)
