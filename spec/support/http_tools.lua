@@ -42,7 +42,8 @@ end
 --- Start the tool's command line in the background (its stdout read by
 -- :wait(), stderr by :stderr()); limit seconds bound it.
 function M.spawn(cmdline, limit)
-  return process.spawn("sh -c " .. shquote(CLEAN_ENV .. cmdline .. " 2>&1"),
+  -- exec: the signal Proc:kill sends reaches the tool, not a shell
+  return process.spawn("sh -c " .. shquote("exec " .. CLEAN_ENV .. cmdline .. " 2>&1"),
     { limit = limit or 60 })
 end
 

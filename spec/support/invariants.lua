@@ -36,6 +36,8 @@ local function extras_reason_ok(c, x)
     return x.read_call_deadline ~= nil  -- a protocol's read deadline (set_read_deadline)
   elseif why == "queue" or why == "writer" then
     return true  -- output that could not go out at once
+  elseif why == "tls" then
+    return c._tls ~= nil  -- lepoll._tls: false once finalized
   end
   return false
 end
@@ -48,8 +50,20 @@ local function check_conn(c, fd, loop, bad)
   if st == L.CLOSED then bad("%s: closed but still in loop.objects", name) end
   -- drained => registered
   if st == L.DRAINED and x == nil then bad("%s: DRAINED but not registered", name) end
-  -- a parked reader <=> a negative wanted size
-  if reader and st >= 0 then
+  local T = c._tls
+  if T then
+    -- TLS (lepoll._tls): its reader parks in READER for an edge, never
+    -- with a size for the loop's recv; the connection is in epoll under
+    -- its token, whose object it is
+    if st < 0 then bad("%s: TLS with a parked reader's size %d", name, st) end
+    if not x then bad("%s: TLS without extras", name) end
+    if not T.token or loop.objects[T.token] ~= c then
+      bad("%s: TLS but not its token's object", name)
+    end
+    if T.rwant ~= "read" and T.rwant ~= "write" then bad("%s: TLS reader wants %s", name, tostring(T.rwant)) end
+    if T.wwant ~= "read" and T.wwant ~= "write" then bad("%s: TLS writer wants %s", name, tostring(T.wwant)) end
+  elseif reader and st >= 0 then
+    -- a parked reader <=> a negative wanted size
     bad("%s: a reader is parked but STATE is %s", name, tostring(st))
   end
   if st < 0 and not reader then
@@ -137,6 +151,7 @@ function M.check(loop)
       else
         if not loop.callbacks[data] then bad("token %d has no callback", data) end
         if o._iswatch then watches = watches + 1 end
+        if o._isconn and not o._tls then bad("token %d maps to a plain connection", data) end
       end
     end
   end

@@ -4,8 +4,11 @@
 -- cert=, key= (required); sni_name=, sni_cert=, sni_key= (a second
 -- certificate for one SNI name); alpn=a,b; tickets=false; sndbuf=N
 -- (the listener's SO_SNDBUF, which accepted sockets inherit);
--- mode=echo (default: echo every read back; "bye" after a close_notify,
+-- mode=echo (default: echo every read back, and end the connection after
+-- a read that ends in "close\n"; "bye" after a close_notify,
 -- "truncated" after an EOF without one, as a last line on stdout) or
+-- mode=sink (read to the end, never write; then "N bytes, closed" or
+-- "N bytes, closed truncated" or the error, as a line on stdout) or
 -- mode=http (lepoll.http: "hello\n" for every request).
 -- Prints "listening on 127.0.0.1:PORT" first.
 local lepoll = require "lepoll"
@@ -36,7 +39,20 @@ end
 local ctx = context(o.cert, o.key, extra)
 
 local server
-if o.mode == "http" then
+if o.mode == "sink" then
+  server = assert(lepoll.listen({ host = "127.0.0.1", port = 0, tls = ctx }, function(c)
+    local n = 0
+    while true do
+      local s, err, why = c:read()
+      if not s then
+        io.stdout:write(("%d bytes, %s%s\n"):format(n, err, why and " " .. why or ""))
+        io.stdout:flush()
+        return
+      end
+      n = n + #s
+    end
+  end))
+elseif o.mode == "http" then
   local http = require "lepoll.http"
   server = assert(http.listen({ host = "127.0.0.1", port = 0, tls = ctx },
     function(_, res) res:finish("hello\n") end))
@@ -52,6 +68,7 @@ else
         return
       end
       if not c:write(s) then return end
+      if s:find("close\n$") then return end  -- a client asked us to end it
     end
   end))
 end
