@@ -50,8 +50,8 @@ describe("lepoll TLS connections", function()
   it("echo through a verified handshake; conn:tls() tells the session's facts", function()
     h.with_task(function(loop)
       local ends = {}
-      local srv = assert(loop:listen({ port = 0, tls = server_ctx(nil, nil, { alpn = { "h2", "x/1" } }) },
-        echo_into(ends)))
+      local ctx = server_ctx(nil, nil, { alpn = { "h2", "x/1" } })
+      local srv = assert(loop:listen({ port = 0, tls = ctx }, echo_into(ends)))
       local _, port = srv:address()
       local c = assert(loop:connect("127.0.0.1", port,
         { tls = { ctx = client_ctx(), alpn = { "x/1" } } }))
@@ -108,7 +108,8 @@ describe("lepoll TLS connections", function()
   it("echoes 16 MiB to a slow reader; the write buffer counts plaintext", function()
     h.with_task(function(loop)
       local ends = {}
-      local srv = assert(loop:listen({ port = 0, tls = server_ctx(), hwm = 65536 }, echo_into(ends)))
+      local srv = assert(loop:listen({ port = 0, tls = server_ctx(), hwm = 65536 },
+        echo_into(ends)))
       local _, port = srv:address()
       local c = assert(loop:connect("127.0.0.1", port, { tls = { ctx = client_ctx() } }))
       local block = data(65536, 3)

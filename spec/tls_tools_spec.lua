@@ -101,13 +101,13 @@ describe("lepoll.http over TLS with curl", function()
       :format(q(P.ca), port))
     assert(ok, out)
     assert.equal("hello\n", out)
-    local _, ok2, code = tools.run(("curl -sS --max-time 20 --cacert %s --resolve wrong.test:%d:127.0.0.1 https://wrong.test:%d/")
-      :format(q(P.ca), port, port))
+    local _, ok2, code = tools.run(("curl -sS --max-time 20 --cacert %s"
+      .. " --resolve wrong.test:%d:127.0.0.1 https://wrong.test:%d/"):format(q(P.ca), port, port))
     assert.is_false(ok2)
     assert.equal(60, code)
     -- keep-alive over one TLS session: two URLs, one connection
-    out, ok = tools.run(("curl -sS --max-time 20 --cacert %s -w '[%%{num_connects}]' https://localhost:%d/ https://localhost:%d/")
-      :format(q(P.ca), port, port))
+    out, ok = tools.run(("curl -sS --max-time 20 --cacert %s -w '[%%{num_connects}]'"
+      .. " https://localhost:%d/ https://localhost:%d/"):format(q(P.ca), port, port))
     assert(ok, out)
     assert.equal("hello\n[1]hello\n[0]", out)
     stop(p)
@@ -201,7 +201,8 @@ if True:
       local _, port = p:listening("127.0.0.1")
       h.with_task(function(loop)
         local ctx = assert(tls.context({ ca = P.ca }))
-        local c, err = loop:connect("127.0.0.1", port, { tls = { ctx = ctx, server_name = "localhost" } })
+        local c, err = loop:connect("127.0.0.1", port,
+          { tls = { ctx = ctx, server_name = "localhost" } })
         if case[3] then
           assert(c, err)
           assert(c:write("hi"))

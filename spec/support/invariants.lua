@@ -60,8 +60,10 @@ local function check_conn(c, fd, loop, bad)
     if not T.token or loop.objects[T.token] ~= c then
       bad("%s: TLS but not its token's object", name)
     end
-    if T.rwant ~= "read" and T.rwant ~= "write" then bad("%s: TLS reader wants %s", name, tostring(T.rwant)) end
-    if T.wwant ~= "read" and T.wwant ~= "write" then bad("%s: TLS writer wants %s", name, tostring(T.wwant)) end
+    for _, who in ipairs({ "rwant", "wwant" }) do
+      local w = T[who]
+      if w ~= "read" and w ~= "write" then bad("%s: TLS %s is %s", name, who, tostring(w)) end
+    end
   elseif reader and st >= 0 then
     -- a parked reader <=> a negative wanted size
     bad("%s: a reader is parked but STATE is %s", name, tostring(st))
