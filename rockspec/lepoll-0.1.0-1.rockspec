@@ -34,6 +34,7 @@ build = {
     ["lepoll._log"] = "lua/lepoll/_log.lua",
     ["lepoll._loop"] = "lua/lepoll/_loop.lua",
     ["lepoll._options"] = "lua/lepoll/_options.lua",
+    ["lepoll._resolve"] = "lua/lepoll/_resolve.lua",
     ["lepoll._signal"] = "lua/lepoll/_signal.lua",
     ["lepoll._timer"] = "lua/lepoll/_timer.lua",
     ["lepoll._watch"] = "lua/lepoll/_watch.lua",
@@ -54,6 +55,10 @@ build = {
     ["lepoll.http1"] = {
       sources = { "csrc/http1.c", "csrc/result.c" },
       defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
+    ["lepoll.resolver"] = {
+      sources = { "csrc/resolver.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" }, libraries = { "pthread" },
     },
   },
 }

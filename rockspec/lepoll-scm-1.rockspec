@@ -31,6 +31,7 @@ build = {
     ["lepoll._log"] = "lua/lepoll/_log.lua",
     ["lepoll._loop"] = "lua/lepoll/_loop.lua",
     ["lepoll._options"] = "lua/lepoll/_options.lua",
+    ["lepoll._resolve"] = "lua/lepoll/_resolve.lua",
     ["lepoll._signal"] = "lua/lepoll/_signal.lua",
     ["lepoll._timer"] = "lua/lepoll/_timer.lua",
     ["lepoll._watch"] = "lua/lepoll/_watch.lua",
@@ -51,6 +52,10 @@ build = {
     ["lepoll.http1"] = {
       sources = { "csrc/http1.c", "csrc/result.c" },
       defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
+    ["lepoll.resolver"] = {
+      sources = { "csrc/resolver.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" }, libraries = { "pthread" },
     },
   },
 }

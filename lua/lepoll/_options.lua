@@ -42,6 +42,21 @@ local function events(v)
   return nil, "an integer 1..1048576"
 end
 
+local function threads(v)
+  if math_type(v) == "integer" and v >= 1 and v <= 64 then return v end
+  return nil, "an integer 1..64"
+end
+
+local function queue(v)
+  if math_type(v) == "integer" and v >= 1 and v <= 65536 then return v end
+  return nil, "an integer 1..65536"
+end
+
+local function family(v)
+  if v == "inet" or v == "inet6" then return v end
+  return nil, "'inet' or 'inet6'"
+end
+
 local function port(v)
   if math_type(v) == "integer" and v >= 0 and v <= 65535 then return v end
   return nil, "an integer 0..65535"
@@ -83,6 +98,8 @@ M.kinds = {
     events = { events, 256 },
     signals = { boolean, false },
     shutdown_timeout = { non_negative, 10 },
+    resolver_threads = { threads, 4 },       -- name lookups at once (_resolve.lua)
+    resolver_queue = { queue, 256 },         -- lookups waiting for a thread
   },
   listen = with_conn({
     host = { string_, nil },
@@ -100,6 +117,7 @@ M.kinds = {
   connect = with_conn({
     timeout = { positive, nil },
     nodelay = { boolean, false },
+    family = { family, nil },                -- a name's addresses: "inet" | "inet6" | all
   }),
 }
 
