@@ -36,9 +36,12 @@ for f in hosts nsswitch.conf resolv.conf; do
   mount --bind "$dir/$f" "/etc/$f"
 done
 if [ "$mode" = dns ]; then
-  # in daemon mode dnsmasq returns once its socket is bound: ready
-  dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --no-poll --user=root \
+  # in daemon mode dnsmasq returns once its socket is bound: ready. Not
+  # under the sanitizers' LD_PRELOAD (dnsmasq is not ours, and with ASan
+  # preloaded it never returns); never holding the caller's output pipe.
+  timeout 20 env -u LD_PRELOAD dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --no-poll --user=root \
     --listen-address=127.0.0.1 --bind-interfaces --port=53 \
-    --address=/x.test/127.0.0.1 --local=/test/ --pid-file="$dir/dnsmasq.pid"
+    --address=/x.test/127.0.0.1 --local=/test/ --pid-file="$dir/dnsmasq.pid" \
+    </dev/null >"$dir/dnsmasq.log" 2>&1 || { cat "$dir/dnsmasq.log" >&2; exit 1; }
 fi
 "$@"
