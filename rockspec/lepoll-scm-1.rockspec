@@ -31,6 +31,7 @@ build = {
     ["lepoll._log"] = "lua/lepoll/_log.lua",
     ["lepoll._loop"] = "lua/lepoll/_loop.lua",
     ["lepoll._options"] = "lua/lepoll/_options.lua",
+    ["lepoll._resolve"] = "lua/lepoll/_resolve.lua",
     ["lepoll._signal"] = "lua/lepoll/_signal.lua",
     ["lepoll._timer"] = "lua/lepoll/_timer.lua",
     ["lepoll._tls"] = "lua/lepoll/_tls.lua",
@@ -52,6 +53,10 @@ build = {
     ["lepoll.http1"] = {
       sources = { "csrc/http1.c", "csrc/result.c" },
       defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
+    ["lepoll.resolver"] = {
+      sources = { "csrc/resolver.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" }, libraries = { "pthread" },
     },
     ["lepoll.tls"] = {
       sources = { "csrc/tls.c", "csrc/fdobj.c", "csrc/result.c" },

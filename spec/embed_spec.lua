@@ -115,7 +115,7 @@ describe("embedding #build", function()
       local syms = check("nm -D --defined-only " .. sh(prefix .. "/lib/liblepoll.so")
         .. " | awk '$2 == \"T\" { print $3 }' | sort")
       assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_http1\n"
-        .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_tls\n", syms)
+        .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_resolver\nluaopen_lepoll_tls\n", syms)
     end)
 
     it("make uninstall removes all that make install put under DESTDIR", function()
@@ -148,7 +148,8 @@ describe("embedding #build", function()
     lazy_setup(function()
       local names = {}
       for _, m in ipairs(files.framework_modules()) do names[#names + 1] = m[1] end
-      local cmods = { "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net", "lepoll.tls" }
+      local cmods = { "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net",
+        "lepoll.resolver", "lepoll.tls" }
       for _, n in ipairs(cmods) do names[#names + 1] = n end
       table.sort(names)
       expect_preload = table.concat(names, " ")

@@ -1249,16 +1249,18 @@ function M.wait_connected(c, dl)
 end
 
 --- After a completed connect: register (extras imply registration) and
--- remember whom c called (peer() survives the peer). true or nil,
+-- remember whom c called (peer() survives the peer): host as the caller
+-- named it, addr the address reached. true or nil,
 -- message, errno.
-function M.connected(c, host, port)
+function M.connected(c, host, port, addr)
   if c[EXTRAS] == nil then
     local ok, err, en = register(c)
     if not ok then return nil, err, en end
   end
   local x = xnode(c, "peer")
   local r = rare(x)
-  r.peer_host, r.peer_port = host, port or false
+  -- peer() is the address it reached (addr), not the name it resolved
+  r.peer_host, r.peer_port = addr or host, port or false
   return true
 end
 

@@ -12,6 +12,7 @@ local listenm = require "lepoll._listen"
 local connectm = require "lepoll._connect"
 local signalm = require "lepoll._signal"
 local watchm = require "lepoll._watch"
+local resolvem = require "lepoll._resolve"
 
 local type, error, select, tostring = type, error, select, tostring
 local table_pack, table_unpack = table.pack, table.unpack
@@ -32,6 +33,7 @@ M.Loop = Loop
 Loop.listen = listenm.listen            -- _listen.lua
 Loop.connect = connectm.connect         -- _connect.lua
 Loop.watch = watchm.watch               -- _watch.lua
+Loop.resolve = resolvem.resolve         -- _resolve.lua
 Loop.on_signal = signalm.on_signal      -- _signal.lua
 Loop.after = timerm.after               -- _timer.lua
 Loop.every = timerm.every               -- _timer.lua
@@ -48,7 +50,8 @@ end
 -- (epoll_wait batch, default 256), signals (true: SIGINT/SIGTERM start a
 -- graceful shutdown while run() is running; the default loop sets it),
 -- shutdown_timeout (seconds in-flight connections get on shutdown,
--- default 10).
+-- default 10), resolver_threads (4) and resolver_queue (256): the name
+-- lookups' thread pool (_resolve.lua), made on the first name.
 function M.new(opts)
   local o = optionsm.check(opts, "loop", "loop", 1)
   -- SIGPIPE must never kill a server; send() uses MSG_NOSIGNAL, but a
@@ -88,6 +91,8 @@ function M.new(opts)
     signalfd = false, signalfd_token = false,
     shutdown_timer = false,
     running = false, stopped = false, in_shutdown = false, closed = false,
+    resolver = false,                         -- made on the first name (_resolve.lua)
+    resolver_threads = o.resolver_threads, resolver_queue = o.resolver_queue,
   }, Loop)
   self.timerfd_token = self:_token(self, on_timerfd)
   local ok, en
@@ -418,6 +423,7 @@ function Loop:close()
     local node = heap_pop(h)
     if node.task then connm.abandon(node.task) end
   end
+  resolvem.close(self)
   self.timerfd:close()
   self.ep:close()
   return true

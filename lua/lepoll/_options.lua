@@ -43,6 +43,21 @@ local function events(v)
   return nil, "an integer 1..1048576"
 end
 
+local function threads(v)
+  if math_type(v) == "integer" and v >= 1 and v <= 64 then return v end
+  return nil, "an integer 1..64"
+end
+
+local function queue(v)
+  if math_type(v) == "integer" and v >= 1 and v <= 65536 then return v end
+  return nil, "an integer 1..65536"
+end
+
+local function family(v)
+  if v == "inet" or v == "inet6" then return v end
+  return nil, "'inet' or 'inet6'"
+end
+
 local function port(v)
   if math_type(v) == "integer" and v >= 0 and v <= 65535 then return v end
   return nil, "an integer 0..65535"
@@ -97,6 +112,8 @@ M.kinds = {
     events = { events, 256 },
     signals = { boolean, false },
     shutdown_timeout = { non_negative, 10 },
+    resolver_threads = { threads, 4 },       -- name lookups at once (_resolve.lua)
+    resolver_queue = { queue, 256 },         -- lookups waiting for a thread
   },
   listen = with_conn({
     host = { string_, nil },
@@ -118,6 +135,7 @@ M.kinds = {
     nodelay = { boolean, false },
     tls = { tls_client, nil },              -- true, a context or {ctx, server_name, ...}
     handshake_timeout = { positive, 10 },   -- seconds for a TLS handshake
+    family = { family, nil },                -- a name's addresses: "inet" | "inet6" | all
   }),
 }
 

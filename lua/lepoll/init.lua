@@ -16,6 +16,7 @@ local timerm = require "lepoll._timer"
 local listenm = require "lepoll._listen"
 local connectm = require "lepoll._connect"
 local watchm = require "lepoll._watch"
+local resolvem = require "lepoll._resolve"
 local signalm = require "lepoll._signal"
 
 local M = {
@@ -34,8 +35,8 @@ local function default_loop()
 end
 M.default_loop = default_loop
 
---- A new loop: opts {events = 256, signals = false, shutdown_timeout = 10}
--- (_loop.lua).
+--- A new loop: opts {events = 256, signals = false, shutdown_timeout = 10,
+-- resolver_threads = 4, resolver_queue = 256} (_loop.lua).
 function M.loop(opts)
   return loopm.new(opts)
 end
@@ -81,6 +82,8 @@ function M.after(sec, fn) return timerm.after(default_loop(), sec, fn) end
 function M.every(sec, fn) return timerm.every(default_loop(), sec, fn) end
 --- Suspend the calling coroutine (_timer.lua).
 function M.sleep(sec) return timerm.sleep(default_loop(), sec) end
+--- Names to addresses, from a coroutine (_resolve.lua).
+function M.resolve(name, opts) return resolvem.resolve(default_loop(), name, opts) end
 --- Watch any fd (_watch.lua).
 function M.watch(fd, mode, fn) return watchm.watch(default_loop(), fd, mode, fn) end
 --- Handle a signal (_signal.lua).
