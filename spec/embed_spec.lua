@@ -115,7 +115,8 @@ describe("embedding #build", function()
       local syms = check("nm -D --defined-only " .. sh(prefix .. "/lib/liblepoll.so")
         .. " | awk '$2 == \"T\" { print $3 }' | sort")
       assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_http1\n"
-        .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_resolver\nluaopen_lepoll_tls\n", syms)
+        .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_resolver\n"
+        .. "luaopen_lepoll_tls\n", syms)
     end)
 
     it("make uninstall removes all that make install put under DESTDIR", function()
