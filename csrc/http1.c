@@ -1,4 +1,4 @@
-/* http1.c - lepoll.http1: HTTP/1.1 message syntax, request heads and chunked bodies; RFC 9112. */
+/* http1.c - lepoll.http1: HTTP/1.1 message syntax, request and response heads and chunked bodies; RFC 9112. */
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,11 +101,16 @@ typedef struct h1_Head {
   const char *method, *target, *path, *query;  /* query NULL: none */
   size_t mlen, tlen, plen, qlen;
   int version;                                 /* 10 or 11 */
+  /* the status line (response heads only) */
+  int code;                                    /* 100..599 */
+  const char *phrase;                          /* the reason-phrase */
+  size_t phlen;
   /* the outcome */
   size_t nxt;        /* H1_DONE: offset of the first byte after the head */
   size_t scan;       /* H1_AGAIN: offset to resume at */
   size_t nfields;    /* H1_DONE: field lines */
-  int64_t bodylen;   /* -1 chunked, else Content-Length (0 without one) */
+  int64_t bodylen;   /* -1 chunked, else Content-Length (0 without one);
+                        responses: -2 until the server closes */
   int flags;         /* H1_CLOSE ... */
   int status;        /* H1_ERROR: 400, 414, 431, 501, 505 */
   const char *reason;
@@ -232,6 +237,45 @@ static int h1_reqline(const char *p, const char *e, h1_Head *h) {
     h->path = "/";
     h->plen = 1;
   }
+  return 0;
+}
+
+/* The status line [p, e) of a response (RFC 9112 4): HTTP-version SP
+ * 3DIGIT [SP reason-phrase]; *e is its CR. The SP before an empty reason
+ * may be missing (a shape some servers send; nothing else reads it). */
+static int h1_statusline(const char *p, const char *e, h1_Head *h) {
+  const char *q;
+  unsigned code;
+  if (e - p < 12 || memcmp(p, "HTTP/", 5) != 0 ||
+      (unsigned)(p[5] - '0') > 9u || p[6] != '.' ||
+      (unsigned)(p[7] - '0') > 9u || p[8] != ' ')
+    return h1_fail(h, 400, memchr(p, '\r', (size_t)(e - p)) != NULL
+                               ? "bare CR in status line"
+                               : "invalid status line");
+  if (p[5] != '1')
+    return h1_fail(h, 505, "unsupported http version");
+  h->version = p[7] == '0' ? 10 : 11;
+  if ((unsigned)(p[9] - '0') > 9u || (unsigned)(p[10] - '0') > 9u ||
+      (unsigned)(p[11] - '0') > 9u)
+    return h1_fail(h, 400, "invalid status code");
+  code = (unsigned)(p[9] - '0') * 100 + (unsigned)(p[10] - '0') * 10 +
+         (unsigned)(p[11] - '0');
+  if (code < 100 || code > 599)
+    return h1_fail(h, 400, "invalid status code");
+  h->code = (int)code;
+  q = p + 12;
+  if (q < e && *q != ' ')
+    return h1_fail(h, 400, *q == '\r' ? "bare CR in status line"
+                                      : "invalid status code");
+  if (q < e)
+    q++;
+  h->phrase = q;
+  while (H1_IS(*q, H1_VAL))  /* HTAB, SP, VCHAR, obs-text; stops at the CR */
+    q++;
+  if (q != e)
+    return h1_fail(h, 400, *q == '\r' ? "bare CR in status line"
+                                      : "control byte in reason phrase");
+  h->phlen = (size_t)(q - h->phrase);
   return 0;
 }
 
@@ -407,6 +451,47 @@ static int h1_scanhead(const char *b, size_t len, size_t start, size_t scan,
   }
   h->whole = len - start <= UINT32_MAX;
   return h1_scanfields(b, len, start, p, 0, lim, h, h->whole, 0);
+}
+
+/* First pass over a response head at start, as h1_scanhead: the status
+ * line (no empty lines before it: a response has none), then the field
+ * lines. */
+static int h1_scanstatus(const char *b, size_t len, size_t start,
+                         size_t scan, const h1_Limits *lim, h1_Head *h) {
+  const char *nl;
+  size_t le, n;
+  h->whole = 0;
+  h->nspans = 0;
+  h->nfields = 0;
+  if (scan > start && scan <= len) {
+    n = h1_linesbefore(b, start, scan, 1);
+    if (n != SIZE_MAX)
+      return h1_scanfields(b, len, start, scan, n, lim, h, 0, 0);
+  }
+  nl = memchr(b + start, '\n', len - start);
+  if (nl == NULL) {
+    n = len - start;
+    if (n > 0 && b[len - 1] == '\r')
+      n--;  /* it may be the CR of the CRLF */
+    if (n > lim->max_line)
+      return h1_fail(h, 431, "status line too long");
+    h->scan = start;
+    return H1_AGAIN;
+  }
+  le = (size_t)(nl - b);
+  n = le - start;
+  if (le > start && b[le - 1] == '\r')
+    n--;
+  if (n > lim->max_line)
+    return h1_fail(h, 431, "status line too long");
+  if (le == start || b[le - 1] != '\r')
+    return h1_fail(h, 400, "bare LF in status line");
+  if (h1_statusline(b + start, nl - 1, h) != 0)
+    return H1_ERROR;
+  if (le + 1 - start > lim->max_head)
+    return h1_fail(h, 431, "header section too large");
+  h->whole = len - start <= UINT32_MAX;
+  return h1_scanfields(b, len, start, le + 1, 0, lim, h, h->whole, 0);
 }
 
 /* ---- what the fields mean (RFC 9110, RFC 9112 6) ---------------------- */
@@ -599,15 +684,46 @@ static int h1_semfinish(const h1_Sem *s, h1_Head *h) {
   return 0;
 }
 
+/* A response's framing (RFC 9112 6.3), as strict as a request's: where
+ * the RFC would read a body it cannot delimit until the close (a
+ * transfer coding other than a final chunked), it is refused. 1xx, 204
+ * and 304 have no body whatever their fields say (after the conflicts
+ * were refused); HEAD is the caller's to know. */
+static int h1_semresponse(const h1_Sem *s, h1_Head *h) {
+  if (s->te) {
+    if (s->has_cl)
+      return h1_fail(h, 400, "content-length and transfer-encoding");
+    if (h->version == 10)
+      return h1_fail(h, 400, "transfer-encoding on http/1.0");
+    if (!s->chunked_last)
+      return h1_fail(h, 400, "chunked not final");
+    if (s->chunked > 1)
+      return h1_fail(h, 400, "chunked twice");
+    if (s->te_other)
+      return h1_fail(h, 501, "unsupported transfer-coding");
+    h->bodylen = -1;
+  } else {
+    h->bodylen = s->has_cl ? (int64_t)s->cl : -2;
+  }
+  if (h->code < 200 || h->code == 204 || h->code == 304)
+    h->bodylen = 0;
+  h->flags = s->flags & (H1_CLOSE | H1_KEEPALIVE | H1_UPGRADE);
+  return 0;
+}
+
 /* A request head is h1_scanhead, then (when it says H1_DONE) h1_emit with
- * request set: the caller makes its table in between, sized nfields. */
+ * H1_REQUEST; a response head h1_scanstatus, then h1_emit with
+ * H1_RESPONSE: the caller makes its table in between, sized nfields. */
 
 /* Second pass, over a complete head [start, h->nxt): each field to the
  * semantics (request heads) and to cb. From the first pass's spans when it
  * saw every line; else the lines are walked and checked again (a resumed
  * head, or more lines than H1_SPANS). */
-static int h1_emit(const char *b, size_t start, h1_Head *h, int request,
+enum { H1_TRAILERS = 0, H1_REQUEST = 1, H1_RESPONSE = 2 };
+
+static int h1_emit(const char *b, size_t start, h1_Head *h, int kind,
                    h1_FieldFn cb, void *ud) {
+  int request = kind != H1_TRAILERS;  /* a head: its fields mean something */
   h1_Sem s;
   h1_Field f;
   memset(&s, 0, sizeof s);
@@ -628,11 +744,13 @@ static int h1_emit(const char *b, size_t start, h1_Head *h, int request,
     size_t p = start, end = h->nxt, n = 0;
     const char *nl;
     if (request) {
-      p = h1_skipempty(b, end, start, H1_MAXEMPTY);
+      if (kind == H1_REQUEST)
+        p = h1_skipempty(b, end, start, H1_MAXEMPTY);
       nl = memchr(b + p, '\n', end - p);
       if (nl == NULL || nl == b + p || nl[-1] != '\r')
         return h1_fail(h, 400, "malformed head");
-      if (h1_reqline(b + p, nl - 1, h) != 0)
+      if ((kind == H1_REQUEST ? h1_reqline(b + p, nl - 1, h)
+                              : h1_statusline(b + p, nl - 1, h)) != 0)
         return H1_ERROR;
       p = (size_t)(nl - b) + 1;
     }
@@ -653,7 +771,11 @@ static int h1_emit(const char *b, size_t start, h1_Head *h, int request,
     }
     h->nfields = n;
   }
-  return request ? (h1_semfinish(&s, h) == 0 ? H1_DONE : H1_ERROR) : H1_DONE;
+  if (kind == H1_REQUEST)
+    return h1_semfinish(&s, h) == 0 ? H1_DONE : H1_ERROR;
+  if (kind == H1_RESPONSE)
+    return h1_semresponse(&s, h) == 0 ? H1_DONE : H1_ERROR;
+  return H1_DONE;
 }
 
 /* The trailer section at offset start: field lines, then CRLF. */
@@ -675,7 +797,7 @@ static int h1_parsetrailers(const char *b, size_t len, size_t start,
   }
   if (rc != H1_DONE)
     return rc;
-  return h1_emit(b, start, h, 0, cb, ud);
+  return h1_emit(b, start, h, H1_TRAILERS, cb, ud);
 }
 
 typedef struct h1_Chunk {
@@ -946,7 +1068,7 @@ static int h1_request(lua_State *L) {
   lua_createtable(L, 0, h.nfields > INT_MAX ? INT_MAX : (int)h.nfields);
   k.L = L;
   k.t = 8;
-  if (h1_emit(s, (size_t)init - 1, &h, 1, h1_setfield, &k) != H1_DONE)
+  if (h1_emit(s, (size_t)init - 1, &h, H1_REQUEST, h1_setfield, &k) != H1_DONE)
     return h1_pushreject(L, h.status, h.reason);
   h1_pushkey(L, H1_KHEADERS);
   lua_pushvalue(L, 8);
@@ -971,6 +1093,113 @@ static int h1_request(lua_State *L) {
     lua_pushnil(L);
   lua_rawset(L, 4);
   h1_pushkey(L, H1_KVERSION);
+  lua_pushinteger(L, h.version);
+  lua_rawset(L, 4);
+  lua_pushinteger(L, (lua_Integer)h.nxt + 1);
+  lua_pushinteger(L, (lua_Integer)h.bodylen);
+  lua_pushinteger(L, h.flags);
+  return 3;
+}
+
+/* The keys response() sets, as upvalues (see h1_keys). */
+enum { H1_RSTATUS = 1, H1_RREASON, H1_RVERSION, H1_RHEADERS,
+       H1_NRKEYS = H1_RHEADERS };
+static const char *const h1_rkeys[H1_NRKEYS] = {
+  "status", "reason", "version", "headers"
+};
+
+/* As h1_setfield, but set-cookie: an array of its values, one per field
+ * line (RFC 9110 5.3: its values cannot be joined, a date holds a comma). */
+static int h1_setresfield(void *ud, const h1_Field *f) {
+  const h1_LuaSink *k = (const h1_LuaSink *)ud;
+  lua_State *L = k->L;
+  lua_Integer n;
+  if (f->nlen != 10 || !h1_ieq(f->name, "set-cookie", 10))
+    return h1_setfield(ud, f);
+  lua_pushliteral(L, "set-cookie");
+  if (lua_rawget(L, k->t) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 2, 0);
+    lua_pushliteral(L, "set-cookie");
+    lua_pushvalue(L, -2);
+    lua_rawset(L, k->t);
+  }
+  n = (lua_Integer)lua_rawlen(L, -1);
+  lua_pushlstring(L, f->value, f->vlen);
+  lua_rawseti(L, -2, n + 1);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/***
+ * Parse a response head (RFC 9112 4, 6.3), as strictly as `request` a
+ * request head: the status line `HTTP/1.x SP 3DIGIT SP reason-phrase`
+ * (the SP before an empty reason may be missing), status 100..599; the
+ * field lines by the same rules; the framing unambiguous
+ * (`Content-Length` with `Transfer-Encoding`, two lengths, a transfer
+ * coding other than a final `chunked`, `Transfer-Encoding` on HTTP/1.0
+ * are refused). On success the fields of `res` are set: `status`
+ * (integer), `reason` (as sent), `version` (10 or 11) and `headers` (as
+ * `request`'s, but `set-cookie`: an array of its values, one per field
+ * line).
+ * @function response
+ * @tparam string s the buffer
+ * @tparam integer init where the head starts, 1 .. `#s + 1`
+ * @tparam integer scan `init` on the first call; after `false, scan`,
+ *   that `scan`
+ * @tparam table res the table to fill, set raw
+ * @tparam integer max_line longest status line, CRLF excluded
+ * @tparam integer max_head longest head, status line through the final
+ *   CRLF
+ * @tparam integer max_fields most field lines
+ * @treturn[1] integer the position after the head's final CRLF
+ * @treturn[1] integer the body length: -1 chunked, -2 until the server
+ *   closes, else Content-Length; 0 for 1xx, 204 and 304 (a response to
+ *   HEAD has none either: the caller knows)
+ * @treturn[1] integer flags: `CLOSE`, `KEEPALIVE`, `UPGRADE`
+ * @return[2] false: the head is incomplete
+ * @treturn[2] integer scan, for the next call
+ * @return[3] nil
+ * @treturn[3] integer 400, 431 (a limit), 501 (a transfer coding other
+ *   than chunked) or 505 (an HTTP major version other than 1)
+ * @treturn[3] string reason, such as `"invalid status line"`
+ * @usage local nxt, bodylen, flags = http1.response(buf, 1, 1, res, 8192, 16384, 100)
+ */
+static int h1_response(lua_State *L) {
+  size_t len;
+  const char *s = lp_checkstr(L, 1, &len);
+  lua_Integer init = h1_checkint(L, 2, 1, (lua_Integer)len + 1);
+  lua_Integer scan = h1_checkint(L, 3, init, (lua_Integer)len + 1);
+  h1_Limits lim;
+  h1_Head h;
+  h1_LuaSink k;
+  int rc;
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lim.max_line = h1_checklimit(L, 5);
+  lim.max_head = h1_checklimit(L, 6);
+  lim.max_fields = h1_checklimit(L, 7);
+  rc = h1_scanstatus(s, len, (size_t)init - 1, (size_t)scan - 1, &lim, &h);
+  if (rc == H1_AGAIN)
+    return h1_pushagain(L, h.scan);
+  if (rc == H1_ERROR)
+    return h1_pushreject(L, h.status, h.reason);
+  lua_settop(L, 7);
+  lua_createtable(L, 0, h.nfields > INT_MAX ? INT_MAX : (int)h.nfields);
+  k.L = L;
+  k.t = 8;
+  if (h1_emit(s, (size_t)init - 1, &h, H1_RESPONSE, h1_setresfield, &k) !=
+      H1_DONE)
+    return h1_pushreject(L, h.status, h.reason);
+  h1_pushkey(L, H1_RHEADERS);
+  lua_pushvalue(L, 8);
+  lua_rawset(L, 4);
+  h1_pushkey(L, H1_RSTATUS);
+  lua_pushinteger(L, h.code);
+  lua_rawset(L, 4);
+  h1_pushkey(L, H1_RREASON);
+  lua_pushlstring(L, h.phrase, h.phlen);
+  lua_rawset(L, 4);
+  h1_pushkey(L, H1_RVERSION);
   lua_pushinteger(L, h.version);
   lua_rawset(L, 4);
   lua_pushinteger(L, (lua_Integer)h.nxt + 1);
@@ -1126,6 +1355,7 @@ static int h1_field(lua_State *L) {
 
 static const luaL_Reg h1_funcs[] = {
   {"request",  NULL},  /* h1_request, with the keys as upvalues */
+  {"response", NULL},  /* h1_response, likewise */
   {"chunk",    h1_chunk},
   {"trailers", h1_trailers},
   {"field",    h1_field},
@@ -1167,6 +1397,10 @@ LEPOLL_API int luaopen_lepoll_http1(lua_State *L) {
     lua_pushstring(L, h1_keys[i]);
   lua_pushcclosure(L, h1_request, H1_NKEYS);
   lua_setfield(L, -2, "request");
+  for (i = 0; i < H1_NRKEYS; i++)
+    lua_pushstring(L, h1_rkeys[i]);
+  lua_pushcclosure(L, h1_response, H1_NRKEYS);
+  lua_setfield(L, -2, "response");
   lp_setconsts(L, h1_consts);
   lua_pushliteral(L, LP_MODVERSION);
   lua_setfield(L, -2, "_VERSION");

@@ -1,7 +1,8 @@
 # http1.mk - `make check-fuzz`: lepoll.http1's parser core fuzzed under
 # ASan+UBSan (spec/support/fuzz_http1.c includes csrc/http1.c and calls its
-# static functions on exact-size copies of generated and mutated heads,
-# chunk lines and trailers; the whole and the pieces must agree).
+# static functions on exact-size copies of generated and mutated request
+# and response heads, chunk lines and trailers; the whole and the pieces
+# must agree).
 #
 #   make check-fuzz                       FUZZ_N inputs (default 300000), FUZZ_SEED (1)
 #   make check-fuzz FUZZ_N=2000000 FUZZ_SEED=7

@@ -610,3 +610,189 @@ describe("http1.field", function()
       "bad argument #2 to '[%w.]-field' %(string expected, got table%)")
   end)
 end)
+
+-- response() on s from 1 with the default limits (or lim): its results
+-- packed, and the table it filled.
+local function newres()
+  return { status = false, reason = false, version = false, headers = false }
+end
+
+local function parse_res(s, lim)
+  lim = lim or {}
+  local res = newres()
+  local r = table.pack(http1.response(s, 1, 1, res, lim.line or MAX_LINE,
+    lim.head or MAX_HEAD, lim.fields or MAX_FIELDS))
+  return r, res
+end
+
+-- Feed s to response() a byte at a time, resuming at the scan it returns:
+-- the length at which it stopped being false, and its results then.
+local function feed_res(s, lim)
+  lim = lim or {}
+  local scan = 1
+  for n = 0, #s do
+    local res = newres()
+    local r = table.pack(http1.response(s:sub(1, n), 1, scan, res, lim.line or MAX_LINE,
+      lim.head or MAX_HEAD, lim.fields or MAX_FIELDS))
+    if r[1] ~= false then return n, r, res end
+    scan = r[2]
+  end
+  return nil
+end
+
+describe("http1.response", function()
+  it("parses status, reason, version and headers", function()
+    local s = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+      .. "X-A: 1\r\nx-a:  2 \r\n\r\nhello"
+    local r, res = parse_res(s)
+    assert.same({ n = 3, #s - 4, 5, 0 }, r)
+    assert.same({ status = 200, reason = "OK", version = 11,
+      headers = { ["content-type"] = "text/plain", ["content-length"] = "5", ["x-a"] = "1, 2" } },
+      res)
+  end)
+
+  it("keeps set-cookie lines apart, in an array", function()
+    local r, res = parse_res("HTTP/1.1 200 OK\r\n"
+      .. "Set-Cookie: a=1; Expires=Wed, 21 Oct 2015 07:28:00 GMT\r\nset-cookie: b=2\r\n"
+      .. "Cookie: c\r\nCookie: d\r\nContent-Length: 0\r\n\r\n")
+    assert.equal(3, r.n)
+    assert.same({ "a=1; Expires=Wed, 21 Oct 2015 07:28:00 GMT", "b=2" }, res.headers["set-cookie"])
+    assert.equal("c; d", res.headers.cookie)
+  end)
+
+  it("gives the framing: length, chunked, until close, none", function()
+    local cases = {
+      { "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", 12 },
+      { "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n", 3 },
+      { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", -1 },
+      { "HTTP/1.1 200 OK\r\n\r\n", -2 },
+      { "HTTP/1.0 200 OK\r\n\r\n", -2 },
+      { "HTTP/1.1 204 No Content\r\n\r\n", 0 },
+      { "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", 0 },
+      { "HTTP/1.1 100 Continue\r\n\r\n", 0 },
+      { "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n", 0 },
+      { "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 0 },
+    }
+    for _, c in ipairs(cases) do
+      local r = parse_res(c[1])
+      assert.same({ n = 3, #c[1] + 1, c[2], r[3] }, r, c[1])
+    end
+  end)
+
+  it("gives the Connection flags", function()
+    local r = parse_res("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+    assert.equal(http1.CLOSE, r[3])
+    r = parse_res("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nExpect: x\r\n\r\n")
+    assert.equal(http1.KEEPALIVE, r[3])
+    r = parse_res("HTTP/1.1 101 x\r\nConnection: Upgrade\r\n\r\n")
+    assert.equal(http1.UPGRADE, r[3])
+  end)
+
+  it("takes an empty reason, with or without its SP, and obs-text in it", function()
+    for _, line in ipairs({ "HTTP/1.1 200 ", "HTTP/1.1 200", "HTTP/1.1 200 \xe9t\xe9 \tok" }) do
+      local r, res = parse_res(line .. "\r\nContent-Length: 0\r\n\r\n")
+      assert.equal(3, r.n, line)
+      assert.equal(200, res.status)
+      assert.equal(line:sub(14), res.reason)
+    end
+    local _, res = parse_res("HTTP/1.7 200 OK\r\n\r\n")
+    assert.equal(11, res.version)
+  end)
+
+  it("parses a response after another in the buffer (init > 1)", function()
+    local a = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"
+    local b = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+    local res = newres()
+    assert.same({ #a + #b + 1, 0, 0 },
+      { http1.response(a .. b, #a + 1, #a + 1, res, MAX_LINE, MAX_HEAD, MAX_FIELDS) })
+    assert.equal(201, res.status)
+  end)
+
+  it("is false until complete when fed a byte at a time, then ends as the whole", function()
+    local good = {
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: a\r\nSet-Cookie: b\r\n\r\n",
+      "HTTP/1.0 302 Found\r\nLocation: /x\r\n" .. ("A: b\r\n"):rep(40) .. "\r\n",
+    }
+    for _, s in ipairs(good) do
+      local at, r, res = feed_res(s .. "body")
+      assert.equal(#s, at)
+      local wr, wres = parse_res(s)
+      assert.same(wr, r)
+      assert.same(wres, res)
+    end
+    local at, r = feed_res("HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n")
+    assert.truthy(at)
+    assert.same({ n = 3, nil, 400, "bare CR in field value" }, r)
+  end)
+
+  it("rejects every malformed or ambiguous shape, and leaves res alone", function()
+    local OK = "HTTP/1.1 200 OK\r\n"
+    local cases = {
+      { "HTTP/1.1 200 OK\nA: b\r\n\r\n", 400, "bare LF in status line" },
+      { "\r\nHTTP/1.1 200 OK\r\n\r\n", 400, "invalid status line" },
+      { " HTTP/1.1 200 OK\r\n\r\n", 400, "invalid status line" },
+      { "HTTP/1.1  200 OK\r\n\r\n", 400, "invalid status code" },
+      { "HTTP/1.1 20 OK\r\n\r\n", 400, "invalid status code" },
+      { "HTTP/1.1 2000 OK\r\n\r\n", 400, "invalid status code" },
+      { "HTTP/1.1 099 x\r\n\r\n", 400, "invalid status code" },
+      { "HTTP/1.1 600 x\r\n\r\n", 400, "invalid status code" },
+      { "HTTP/1.1 2x0 OK\r\n\r\n", 400, "invalid status code" },
+      { "http/1.1 200 OK\r\n\r\n", 400, "invalid status line" },
+      { "HTTP/1 200 OK\r\n\r\n", 400, "invalid status line" },
+      { "HTTP/2.0 200 OK\r\n\r\n", 505, "unsupported http version" },
+      { "HTTP/1.1 200 O\rK\r\n\r\n", 400, "bare CR in status line" },
+      { "HTTP/1.1 200 O\0K\r\n\r\n", 400, "control byte in reason phrase" },
+      { "ICY 200 OK\r\n\r\n", 400, "invalid status line" },
+      { OK .. "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+        "content-length and transfer-encoding" },
+      { OK .. "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "conflicting content-length" },
+      { OK .. "Content-Length: -1\r\n\r\n", 400, "invalid content-length" },
+      { OK .. "Content-Length: 99999999999999999999\r\n\r\n", 400, "invalid content-length" },
+      { OK .. "Transfer-Encoding: chunked, gzip\r\n\r\n", 400, "chunked not final" },
+      { OK .. "Transfer-Encoding: gzip, chunked\r\n\r\n", 501, "unsupported transfer-coding" },
+      { OK .. "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+        "chunked twice" },
+      { "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+        "transfer-encoding on http/1.0" },
+      { OK .. "A : b\r\n\r\n", 400, "whitespace before colon" },
+      { OK .. "A: b\r\n folded\r\n\r\n", 400, "obs-fold" },
+      { OK .. "A: b\nB: c\r\n\r\n", 400, "bare LF in field line" },
+      { OK .. "A: b\0\r\n\r\n", 400, "control byte in field value" },
+      { "HTTP/1.1 204 x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+        "content-length and transfer-encoding" },
+    }
+    for _, c in ipairs(cases) do
+      local s, status, reason = c[1], c[2], c[3]
+      local r, res = parse_res(s)
+      assert.same({ n = 3, nil, status, reason }, r, s)
+      assert.same(newres(), res)
+    end
+  end)
+
+  it("limits the status line, the head and the fields, complete or not", function()
+    local long = "HTTP/1.1 200 " .. ("a"):rep(100)
+    assert.same({ n = 3, nil, 431, "status line too long" }, (parse_res(long, { line = 50 })))
+    assert.same({ n = 3, nil, 431, "status line too long" },
+      (parse_res(long .. "\r\n\r\n", { line = 50 })))
+    local s = "HTTP/1.1 200 OK\r\nX: " .. ("a"):rep(100) .. "\r\n\r\n"
+    assert.same({ n = 3, nil, 431, "header section too large" }, (parse_res(s, { head = 60 })))
+    assert.same({ n = 3, nil, 431, "header section too large" },
+      (parse_res(s:sub(1, 70), { head = 60 })))
+    assert.same({ n = 3, nil, 431, "too many header fields" },
+      (parse_res("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n", { fields = 1 })))
+  end)
+
+  it("raises on bad arguments, naming them", function()
+    local s, t = "HTTP/1.1 200 OK\r\n\r\n", {}
+    local cases = {
+      { 1, nil, 1, 1, t, 1, 1, 1 }, { 2, s, 0, 1, t, 1, 1, 1 }, { 2, s, #s + 2, 1, t, 1, 1, 1 },
+      { 3, s, 2, 1, t, 1, 1, 1 }, { 4, s, 1, 1, "t", 1, 1, 1 }, { 5, s, 1, 1, t, 0, 1, 1 },
+      { 6, s, 1, 1, t, 1, nil, 1 }, { 7, s, 1, 1, t, 1, 1, 0.5 },
+    }
+    for _, c in ipairs(cases) do
+      assert.error_matches(function() http1.response(table.unpack(c, 2, 8)) end,
+        ("bad argument #%d to '[%%w.]-response'"):format(c[1]))
+    end
+    assert.same({}, t)
+  end)
+end)

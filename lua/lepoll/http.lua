@@ -1,4 +1,4 @@
---- lepoll.http: an HTTP/1.1 server on the lepoll framework.
+--- lepoll.http: an HTTP/1.1 server and client on the lepoll framework.
 --
 --     local lepoll = require "lepoll"
 --     local http = require "lepoll.http"
@@ -12,12 +12,16 @@
 -- pipelining, limits and deadlines are the server's. The head is parsed in
 -- C (lepoll.http1), strictly. The reference is docs/http.md; the pieces:
 -- _http_server.lua (a connection's life), _http_request.lua (req and its
--- body), _http_response.lua (res and the server's own replies).
+-- body), _http_response.lua (res and the server's own replies);
+-- _http_client.lua (http.request) and _http_pool.lua (its keep-alive
+-- connections).
 local lepoll = require "lepoll"
 local optionsm = require "lepoll._options"
 local serverm = require "lepoll._http_server"
 local reqm = require "lepoll._http_request"
 local resm = require "lepoll._http_response"
+local clientm = require "lepoll._http_client"
+local poolm = require "lepoll._http_pool"
 
 local type, error, pairs = type, error, pairs
 
@@ -26,6 +30,7 @@ local M = {
   REASONS = resm.REASONS,  -- status code -> reason phrase
   Request = reqm.Req,      -- req's methods (to add your own)
   Response = resm.Res,     -- res's methods
+  ClientResponse = clientm.Response,  -- the methods of http.request's responses
 }
 
 local LISTEN = optionsm.kinds.listen
@@ -71,6 +76,69 @@ function M.listen(opts, handler)
   if not s then return nil, err, en end
   srv.loop = loop
   return s
+end
+
+--- Send a request and read its response, from a coroutine: url (GET)
+-- or opts {url, method, headers, body, timeout, max_body, stream,
+-- redirects, expect_continue, tls, loop, pool}. Returns the response
+-- (status, reason, version, headers, body; :header(name), :read([n]),
+-- :close()), or nil, message. See docs/http.md.
+M.request = clientm.request
+
+local function pool_loop(loop, fname)
+  if loop == nil then return lepoll.default_loop() end
+  if not clientm.OPTIONS.loop[1](loop) then
+    error("bad argument #1 to '" .. fname .. "' (lepoll loop expected, got "
+      .. type(loop) .. ")", 3)
+  end
+  return loop
+end
+
+--- The client's connection pool of loop (default: the default loop):
+-- {idle, made, reused, hosts = {key -> idle}, idle_timeout,
+-- max_idle_per_host, max_idle}.
+function M.pool_stats(loop)
+  return poolm.stats(pool_loop(loop, "pool_stats"))
+end
+
+--- Close the idle connections of loop's client pool (default: the
+-- default loop's): pooled connections keep loop:run() running until they
+-- expire.
+function M.close_idle(loop)
+  poolm.close_idle(pool_loop(loop, "close_idle"))
+end
+
+local POOL_OPTIONS = {
+  loop = clientm.OPTIONS.loop,
+  idle_timeout = { function(v) return type(v) == "number" and v > 0 and v < math.huge end,
+    "a positive number" },
+  max_idle_per_host = { function(v) return math.type(v) == "integer" and v >= 0 end,
+    "a non-negative integer" },
+  max_idle = { function(v) return math.type(v) == "integer" and v >= 0 end,
+    "a non-negative integer" },
+}
+
+--- Set the limits of a loop's client pool: opts {loop, idle_timeout (30 s),
+-- max_idle_per_host (8), max_idle (64)}; options left out keep their
+-- value. Returns the pool's stats.
+function M.pool_config(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'pool_config' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  for k, v in pairs(opts) do
+    local s = POOL_OPTIONS[k]
+    if not s then
+      error("bad argument #1 to 'pool_config' (unknown option "
+        .. (type(k) == "string" and "'" .. k .. "'" or optionsm.shown(k)) .. ")", 2)
+    end
+    if not s[1](v) then
+      error(("bad argument #1 to 'pool_config' (option '%s' must be %s, got %s)")
+        :format(k, s[2], optionsm.shown(v)), 2)
+    end
+  end
+  local loop = opts.loop or lepoll.default_loop()
+  poolm.configure(loop, opts)
+  return poolm.stats(loop)
 end
 
 return M

@@ -1,4 +1,4 @@
-/* fuzz_http1.c - generated and mutated HTTP/1.1 heads, chunk lines and trailers through lepoll.http1's parser core, under ASan+UBSan.
+/* fuzz_http1.c - generated and mutated HTTP/1.1 request and response heads, chunk lines and trailers through lepoll.http1's parser core, under ASan+UBSan.
  *
  *   fuzz_http1 [N [SEED]]      (default 300000 inputs, seed 1)
  *
@@ -122,6 +122,42 @@ static void fz_genrequest(fz_Buf *f) {
   fz_puts(f, "\r\n");
   if (fz_below(3) == 0)
     fz_puts(f, "GET /next HTTP/1.1\r\n");  /* pipelined bytes after it */
+}
+
+static const char *const fz_statuses[] = {
+  "HTTP/1.1 200 OK", "HTTP/1.0 200 OK", "HTTP/1.1 204 No Content",
+  "HTTP/1.1 304 Not Modified", "HTTP/1.1 100 Continue", "HTTP/1.1 404",
+  "HTTP/1.1 404 ", "HTTP/1.1 302 Found", "HTTP/1.1 599 \xe9t\xe9", "HTTP/1.1 099 x",
+  "HTTP/1.1 600 x", "HTTP/2.0 200 OK", "HTTP/1.1  200 OK", "HTTP/1.1 20 OK",
+  "ICY 200 OK", "HTTP/1.1 200 O\tK", "HTTP/1.7 101 Switching"
+};
+
+/* A response head, mostly valid. */
+static void fz_genresponse(fz_Buf *f) {
+  size_t i, n = fz_below(8);
+  fz_printf(f, "%s\r\n", fz_below(2) ? "HTTP/1.1 200 OK" : FZ_PICK(fz_statuses));
+  for (i = 0; i < n; i++) {
+    switch (fz_below(10)) {
+    case 0:
+      fz_printf(f, "Content-Length: %s\r\n", FZ_PICK(fz_cl));
+      break;
+    case 1:
+      fz_printf(f, "Transfer-Encoding: %s\r\n", FZ_PICK(fz_te));
+      break;
+    case 2:
+      fz_printf(f, "Set-Cookie: %s\r\n", FZ_PICK(fz_values));
+      break;
+    default:
+      fz_printf(f, "%s:%s%s\r\n", FZ_PICK(fz_names), fz_below(2) ? " " : "",
+                FZ_PICK(fz_values));
+    }
+  }
+  if (fz_below(20) == 0)
+    for (i = 40; i > 0; i--)
+      fz_printf(f, "F%zu: v\r\n", i);
+  fz_puts(f, "\r\n");
+  if (fz_below(3) == 0)
+    fz_puts(f, "body bytes");
 }
 
 static void fz_gentrailers(fz_Buf *f) {
@@ -278,7 +314,7 @@ static int fz_field(void *ud, const h1_Field *f) {
 
 /* One outcome, in offsets, comparable across buffers. */
 typedef struct fz_Out {
-  int rc, status, version, flags;
+  int rc, status, version, flags, code;
   const char *reason;
   size_t nxt, nfields, m, ml, t, tl, p, pl, q, ql;
   int64_t bodylen;
@@ -307,7 +343,7 @@ static void fz_same(const fz_Out *a, const fz_Out *b, const char *what) {
       a->flags != b->flags || a->version != b->version || a->digest != b->digest ||
       a->m != b->m || a->ml != b->ml || a->t != b->t || a->tl != b->tl ||
       a->p != b->p || a->pl != b->pl || a->q != b->q || a->ql != b->ql ||
-      a->hasq != b->hasq)
+      a->hasq != b->hasq || a->code != b->code)
     fz_die("%s: a different head than the whole", what);
 }
 
@@ -329,9 +365,12 @@ static char *fz_copy(const fz_Buf *f, size_t n) {
   return p;
 }
 
-/* Parse f->b[0, n) from start (a request head, or trailers). */
+/* What fz_head parses. */
+enum { FZ_REQUEST, FZ_TRAILERS, FZ_RESPONSE };
+
+/* Parse f->b[0, n) from start (a request head, trailers, a response head). */
 static fz_Out fz_head(const fz_Buf *f, size_t n, size_t start, size_t scan,
-                      const h1_Limits *lim, int trailers) {
+                      const h1_Limits *lim, int kind) {
   char *b = fz_copy(f, n);  /* exact size: a read past n is an ASan error */
   h1_Head h;
   fz_Sink k;
@@ -340,12 +379,16 @@ static fz_Out fz_head(const fz_Buf *f, size_t n, size_t start, size_t scan,
   memset(&k, 0, sizeof k);
   k.b = b;
   k.len = n;
-  if (trailers) {
+  if (kind == FZ_TRAILERS) {
     o.rc = h1_parsetrailers(b, n, start, scan, lim, &h, fz_field, &k);
+  } else if (kind == FZ_RESPONSE) {
+    o.rc = h1_scanstatus(b, n, start, scan, lim, &h);
+    if (o.rc == H1_DONE)
+      o.rc = h1_emit(b, start, &h, H1_RESPONSE, fz_field, &k);
   } else {
     o.rc = h1_scanhead(b, n, start, scan, lim, &h);
     if (o.rc == H1_DONE)
-      o.rc = h1_emit(b, start, &h, 1, fz_field, &k);
+      o.rc = h1_emit(b, start, &h, H1_REQUEST, fz_field, &k);
   }
   if (o.rc == H1_AGAIN) {
     if (h.scan < start || h.scan > n || h.scan < scan)
@@ -368,7 +411,26 @@ static fz_Out fz_head(const fz_Buf *f, size_t n, size_t start, size_t scan,
     o.nxt = h.nxt;
     o.nfields = h.nfields;
     o.digest = k.digest;
-    if (!trailers) {
+    if (kind == FZ_RESPONSE) {
+      if (h.bodylen < -2)
+        fz_die("bodylen %lld", (long long)h.bodylen);
+      if (h.flags & ~(H1_CLOSE | H1_KEEPALIVE | H1_UPGRADE))
+        fz_die("flags %d", h.flags);
+      if (h.version != 10 && h.version != 11)
+        fz_die("version %d", h.version);
+      if (h.code < 100 || h.code > 599)
+        fz_die("status %d", h.code);
+      if ((h.code < 200 || h.code == 204 || h.code == 304) && h.bodylen != 0)
+        fz_die("a body on status %d", h.code);
+      o.bodylen = h.bodylen;
+      o.flags = h.flags;
+      o.version = h.version;
+      o.code = h.code;
+      o.m = fz_off(h.phrase, b, n);
+      o.ml = h.phlen;
+      if (o.m == SIZE_MAX || o.m + o.ml > n)
+        fz_die("the reason phrase outside the buffer");
+    } else if (kind == FZ_REQUEST) {
       if (h.bodylen < -1)
         fz_die("bodylen %lld", (long long)h.bodylen);
       if (h.flags & ~31)
@@ -400,21 +462,21 @@ static fz_Out fz_head(const fz_Buf *f, size_t n, size_t start, size_t scan,
 
 /* The whole, then pieces split at random points: the same end. */
 static int fz_checkhead(const fz_Buf *f, size_t start, const h1_Limits *lim,
-                        int trailers) {
-  fz_Out whole = fz_head(f, f->n, start, start, lim, trailers), o;
+                        int kind) {
+  fz_Out whole = fz_head(f, f->n, start, start, lim, kind), o;
   size_t scan = start, n = start, pieces = 1 + fz_below(4);
   while (pieces-- > 0 && n < f->n) {
     n += 1 + fz_below(f->n - n);
     if (pieces == 0 || n > f->n)
       n = f->n;
-    o = fz_head(f, n, start, scan, lim, trailers);
+    o = fz_head(f, n, start, scan, lim, kind);
     if (o.rc != H1_AGAIN) {
       fz_same(&whole, &o, "in pieces");
       return whole.rc;
     }
     scan = o.nxt;
   }
-  o = fz_head(f, f->n, start, scan, lim, trailers);
+  o = fz_head(f, f->n, start, scan, lim, kind);
   fz_same(&whole, &o, "resumed");
   return whole.rc;
 }
@@ -462,7 +524,7 @@ int main(int argc, char **argv) {
   for (i = 0; i < iters; i++) {
     h1_Limits lim;
     size_t start = 0, m;
-    int rc, what = (int)fz_below(10);
+    int rc, what = (int)fz_below(13);
     f.n = 0;
     lim.max_line = fz_below(4) ? lines[0] : FZ_PICK(lines);
     lim.max_head = fz_below(4) ? heads[0] : FZ_PICK(heads);
@@ -477,20 +539,29 @@ int main(int argc, char **argv) {
     } else if (what < 9) {
       fz_kind = "chunk";
       fz_genchunk(&f);
-    } else {
+    } else if (what < 10) {
       fz_kind = "trailers";
       fz_gentrailers(&f);
+    } else {
+      fz_kind = "response";
+      if (fz_below(5) == 0) {  /* a response before it */
+        fz_puts(&f, "HTTP/1.1 204 No Content\r\n\r\n");
+        start = f.n;
+      }
+      fz_genresponse(&f);
     }
     for (m = fz_below(4); m > 0; m--)
       fz_mutate(&f);
     if (start > f.n)
       start = f.n;
     if (what < 7)
-      rc = fz_checkhead(&f, start, &lim, 0);
+      rc = fz_checkhead(&f, start, &lim, FZ_REQUEST);
     else if (what < 9)
       rc = fz_checkchunk(&f, fz_below(4) ? 100 : 8);
+    else if (what < 10)
+      rc = fz_checkhead(&f, 0, &lim, FZ_TRAILERS);
     else
-      rc = fz_checkhead(&f, 0, &lim, 1);
+      rc = fz_checkhead(&f, start, &lim, FZ_RESPONSE);
     if (rc == H1_DONE)
       done++;
     else if (rc == H1_ERROR)
