@@ -317,6 +317,33 @@ describe("http.request against lepoll.http", function()
     end)
   end)
 
+  it("lets run() return with connections idle in the pool", function()
+    h.with_loop(function(loop)
+      local status, server_side
+      local s = assert(http.listen({ loop = loop, port = 0 }, function(req, res)
+        server_side = req:connection()
+        res:finish("x")
+      end))
+      h.defer(s)
+      local _, port = s:address()
+      loop:spawn(function()
+        status = assert(http.request{ url = "http://127.0.0.1:" .. port .. "/", loop = loop }).status
+        s:close()
+        server_side:close()  -- its keep-alive wait would hold run() for 75 s
+      end)
+      -- the request's task ends, the server is gone: so must run() end,
+      -- with the client's connection still pooled (its idle timeout is 30 s)
+      local guard = loop:after(10, function() loop:stop() end):unref()
+      local t0 = loop.now
+      loop:run()
+      guard:cancel()
+      assert.equal(200, status)
+      assert.is_true(loop.now - t0 < 5, "run() waited for the pool")
+      assert.equal(1, http.pool_stats(loop).idle)
+      http.close_idle(loop)
+    end)
+  end)
+
   it("closes idle connections after idle_timeout", function()
     h.with_task(function(loop)
       local base = serve(loop, function(_, res) res:finish("x") end)

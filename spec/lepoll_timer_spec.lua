@@ -131,6 +131,31 @@ describe("lepoll.every", function()
       assert.equal(5, n)
     end)
   end)
+
+  it("an unref'd timer fires while the loop runs for others, and lets run() return", function()
+    h.with_loop(function(loop)
+      local ticks = 0
+      local t = loop:every(0.005, function() ticks = ticks + 1 end):unref()
+      assert.is_true(t:pending())
+      local slept = false
+      loop:spawn(function()
+        loop:sleep(0.06)
+        slept = true
+      end)
+      h.run(loop)  -- returns once the sleeper is done: the timer holds nothing
+      assert.is_true(slept)
+      assert.is_true(ticks >= 3, "ticks: " .. ticks)
+      assert.is_true(t:pending())
+      -- held again, it keeps run() running until cancelled
+      local n0 = ticks
+      t:ref():ref()
+      loop:after(0.05, function() t:cancel() end)
+      h.run(loop)
+      assert.is_true(ticks > n0)
+      assert.is_false(t:pending())
+      assert.equal(t, t:unref())  -- a dead timer: nothing to let go
+    end)
+  end)
 end)
 
 describe("lepoll.sleep and lepoll.spawn", function()

@@ -631,7 +631,7 @@ local function finalize(c)
   -- the fd number is free for the next socket at once; an event already
   -- fetched for this one is only a hint to whoever gets the number
   if objects[n] == c then objects[n] = false end
-  loop.nactive = loop.nactive - 1
+  if not c._unheld then loop.nactive = loop.nactive - 1 end
   if cfg.server then
     loop.nconns = loop.nconns - 1
     local stats = cfg.stats
@@ -1238,6 +1238,22 @@ M.internal = {
   TWO_READERS = TWO_READERS, TWO_WRITERS = TWO_WRITERS, REGFLAGS = REGFLAGS,
   RMASK = RMASK, WMASK = WMASK,
 }
+
+--- Whether c keeps its loop's run() running (held: true, as every
+-- connection does from the start). A pool of idle client connections
+-- lets go of them: a script whose work is done must not wait for their
+-- idle timeout to end.
+function M.hold(c, held)
+  if c[STATE] == CLOSED or held == not c._unheld then return end
+  local loop = c[CONFIG].loop
+  if held then
+    c._unheld = nil
+    loop.nactive = loop.nactive + 1
+  else
+    c._unheld = true
+    loop.nactive = loop.nactive - 1
+  end
+end
 
 -- Outbound connections (lepoll._connect) ---------------------------------------
 

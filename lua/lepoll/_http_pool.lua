@@ -11,10 +11,12 @@
 -- is closed instead. The newest idle connection is lent first (the one
 -- least likely to have been closed by the server's own idle timeout).
 local net = require "lepoll.net"
+local connm = require "lepoll._conn"
 
 local setmetatable, pairs, next = setmetatable, pairs, next
 local min = math.min
 local recv = net.recv
+local hold = connm.hold
 local EAGAIN = net.errno.EAGAIN
 
 local M = {}
@@ -100,6 +102,7 @@ function M.take(loop, key)
     p.since[c] = nil
     if now - t < p.idle_timeout and alive(c) then
       p.reused = p.reused + 1
+      hold(c, true)
       return c
     end
     c:close(true)
@@ -123,9 +126,12 @@ function M.put(loop, key, c)
   list[#list + 1] = c
   p.since[c] = loop.now
   p.nidle = p.nidle + 1
+  -- idle connections and their sweep let run() return: a script whose
+  -- requests are done ends without waiting out the idle timeout
+  hold(c, false)
   -- a loop that was closed cancelled the timer: start another
   if not (p.sweeper and p.sweeper:pending()) then
-    p.sweeper = loop:every(min(5, p.idle_timeout / 2), function() sweep(p) end)
+    p.sweeper = loop:every(min(5, p.idle_timeout / 2), function() sweep(p) end):unref()
   end
 end
 
@@ -186,7 +192,7 @@ function M.configure(loop, o)
     if #list == 0 then p.idle[key] = nil end
   end
   if next(p.idle) then
-    p.sweeper = loop:every(min(5, p.idle_timeout / 2), function() sweep(p) end)
+    p.sweeper = loop:every(min(5, p.idle_timeout / 2), function() sweep(p) end):unref()
   end
 end
 

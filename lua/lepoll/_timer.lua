@@ -46,8 +46,28 @@ function Timer:cancel()
   self.dead = true
   local loop = self.loop
   heap_remove(loop.heap, self)
-  loop.nactive = loop.nactive - 1
+  if self.held then loop.nactive = loop.nactive - 1 end
   return true
+end
+
+--- Let run() return while this timer is all that is left (it still fires
+-- while the loop runs for something else): a periodic report, a pool's
+-- sweep. Returns the timer.
+function Timer:unref()
+  if self.held and not self.dead then
+    self.held = false
+    self.loop.nactive = self.loop.nactive - 1
+  end
+  return self
+end
+
+--- Undo unref(): the timer keeps run() running again. Returns the timer.
+function Timer:ref()
+  if not self.held and not self.dead then
+    self.held = true
+    self.loop.nactive = self.loop.nactive + 1
+  end
+  return self
 end
 
 --- Whether the timer will still fire.
@@ -63,7 +83,7 @@ function Timer:_expire(loop, tnow)
   local every = self.every
   if not every then
     self.dead = true
-    loop.nactive = loop.nactive - 1
+    if self.held then loop.nactive = loop.nactive - 1 end
   end
   logm.call(self.fn, self)
   if every and not self.dead then
@@ -76,7 +96,7 @@ end
 
 local function new_timer(loop, sec, fn, every)
   local t = setmetatable({ at = now() + sec, seq = 0, heap_index = false,
-    fn = fn, every = every, loop = loop, dead = false }, Timer)
+    fn = fn, every = every, loop = loop, dead = false, held = true }, Timer)
   heap_push(loop.heap, t)
   loop.nactive = loop.nactive + 1
   loop:_work_added()

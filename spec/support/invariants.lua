@@ -148,7 +148,7 @@ function M.check(loop)
       if data >= 0 then
         if not o._isconn then bad("fd data %d maps to a non-connection", data) end
         check_conn(o, data, loop, bad)
-        live = live + 1
+        if not o._unheld then live = live + 1 end  -- a pooled one lets run() end
         if o[L.CONFIG].server then conns = conns + 1 end
       else
         if not loop.callbacks[data] then bad("token %d has no callback", data) end
@@ -167,7 +167,7 @@ function M.check(loop)
     local node = h[i]
     if getmetatable(node) == timerm.Timer then
       if node.dead then bad("a cancelled timer is in the heap") end
-      timers = timers + 1
+      if node.held then timers = timers + 1 end
     elseif node.task then
       sleepers = sleepers + 1
     end
