@@ -84,12 +84,16 @@ int lepoll_openlibs(lua_State *L);
  * luaopen_lepoll_epoll - epoll(7): create, add, modify, delete, wait.
  * luaopen_lepoll_net   - sockets: socket, bind, listen, accept, connect, ...
  * luaopen_lepoll_io    - fds: read, write, close, pipe, eventfd, timerfd, ...
- * luaopen_lepoll_http1 - HTTP/1.1 message syntax: request heads, chunks, trailers
+ * luaopen_lepoll_http1 - HTTP/1.1 message syntax: request and response heads, chunks, trailers
+ * luaopen_lepoll_resolver - getaddrinfo(3) on a thread pool, answers through an eventfd
+ * luaopen_lepoll_tls   - TLS (OpenSSL 3) sessions on a socket fd, and their contexts
  */
 int luaopen_lepoll_epoll(lua_State *L);
 int luaopen_lepoll_net(lua_State *L);
 int luaopen_lepoll_io(lua_State *L);
 int luaopen_lepoll_http1(lua_State *L);
+int luaopen_lepoll_resolver(lua_State *L);
+int luaopen_lepoll_tls(lua_State *L);
 
 #ifdef __cplusplus
 }

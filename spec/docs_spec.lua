@@ -30,6 +30,9 @@ local modules = {
   { "lepoll.net", "net", "csrc/net.c", {} },
   { "lepoll.io", "io", "csrc/io.c", { ["lepoll.Fd"] = "fd" } },
   { "lepoll.http1", "http1", "csrc/http1.c", {} },
+  { "lepoll.resolver", "resolver", "csrc/resolver.c", { ["lepoll.Resolver"] = "r" } },
+  { "lepoll.tls", "tls", "csrc/tls.c",
+    { ["lepoll.tls.context"] = "ctx", ["lepoll.tls.session"] = "s" } },
 }
 
 describe("documentation coverage", function()

@@ -327,7 +327,8 @@ describe("http.request against lepoll.http", function()
       h.defer(s)
       local _, port = s:address()
       loop:spawn(function()
-        status = assert(http.request{ url = "http://127.0.0.1:" .. port .. "/", loop = loop }).status
+        local url = "http://127.0.0.1:" .. port .. "/"
+        status = assert(http.request{ url = url, loop = loop }).status
         s:close()
         server_side:close()  -- its keep-alive wait would hold run() for 75 s
       end)
