@@ -5,6 +5,7 @@ local h = require "support.framework"
 local certs = require "support.certs"
 local tls = require "lepoll.tls"
 local net = require "lepoll.net"
+local partial = require "support.partial"
 
 local P  -- the test certificates (support.certs)
 
@@ -113,7 +114,7 @@ describe("lepoll TLS connections", function()
       local _, port = srv:address()
       local c = assert(loop:connect("127.0.0.1", port, { tls = { ctx = client_ctx() } }))
       local block = data(65536, 3)
-      local n = 256
+      local n = partial.bulk(256, 4)  -- 16 MiB; 256 KiB a byte a syscall
       local writer_done = false
       loop:spawn(function()
         for _ = 1, n do assert(c:write(block)) end
