@@ -309,6 +309,36 @@ describe("lepoll TLS connections", function()
     end)
   end)
 
+  it("asks for a client certificate when the server's context verifies (mTLS)", function()
+    h.with_task(function(loop)
+      local seen = {}
+      local sctx = server_ctx(nil, nil, { verify = true, ca = P.ca })
+      local srv = assert(loop:listen({ port = 0, tls = sctx }, function(c)
+        seen[#seen + 1] = c:tls().subject
+        c:write("welcome")
+      end))
+      local _, port = srv:address()
+      -- with a certificate the CA signed: the handler sees who it is
+      local cctx = client_ctx({ cert = P.client_cert, key = P.client_key })
+      local c = assert(loop:connect("127.0.0.1", port, { tls = { ctx = cctx } }))
+      assert.equal("welcome", c:readn(7))
+      c:close()
+      assert.matches("CN=client", seen[1])
+      -- without one: TLS 1.3 ends the client's handshake before the server
+      -- refuses, so the client hears it on its first read
+      c = loop:connect("127.0.0.1", port, { tls = { ctx = client_ctx() } })
+      if c then
+        local s, err = c:read()
+        assert.is_nil(s)
+        assert.matches("^tls: ", err)
+        c:close()
+      end
+      h.wait_until(loop, function() return srv:stats().tls_failures == 1 end, 5, "the refusal")
+      assert.equal(1, #seen)
+      srv:close()
+    end)
+  end)
+
   it("checks the tls options where they are given", function()
     h.with_task(function(loop)
       assert.error_matches(function() loop:listen({ port = 0, tls = {} }, print) end,

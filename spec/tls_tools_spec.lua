@@ -114,6 +114,46 @@ describe("lepoll.http over TLS with curl", function()
   end)
 end)
 
+describe("lepoll.http over TLS under wrk", function()
+  local SUMMARY = [[
+done = function(summary)
+  local e = summary.errors
+  io.write(string.format("wrk-summary requests %d connect %d read %d write %d status %d "
+    .. "timeout %d\n", summary.requests, e.connect, e.read, e.write, e.status, e.timeout))
+end
+]]
+
+  -- wrk against the app over https with extra wrk arguments: the number
+  -- of requests it read, after checking it saw no error at all.
+  local function wrk(port, args)
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(SUMMARY)
+    f:close()
+    local out, ok = tools.run(("wrk %s --timeout 5s -s %s https://127.0.0.1:%d/")
+      :format(args, q(script), port), 60)
+    os.remove(script)
+    assert(ok, out)
+    local n, c, r, w, st, t = out:match(
+      "wrk%-summary requests (%d+) connect (%d+) read (%d+) write (%d+) status (%d+) timeout (%d+)")
+    assert(n, out)
+    assert.same({ 0, 0, 0, 0, 0 }, { tonumber(c), tonumber(r), tonumber(w), tonumber(st),
+      tonumber(t) }, out)
+    assert.is_nil(out:find("Non%-2xx"), out)
+    return tonumber(n)
+  end
+
+  it("serves 100 keep-alive connections, and a new handshake per request", function()
+    tools.need("wrk")
+    local p, port = app({ mode = "http" })
+    assert.is_true(wrk(port, "-t1 -c100 -d1s") >= 100)
+    -- Connection: close: wrk opens a new connection (a full handshake)
+    -- for every request
+    assert.is_true(wrk(port, "-t1 -c20 -d1s -H 'Connection: close'") >= 20)
+    stop(p)
+  end)
+end)
+
 describe("lepoll TLS with python3's ssl", function()
   -- Python's client sends 100,000 bytes, then ends with close_notify
   -- (unwrap) or is killed (SIGKILL: the kernel sends a FIN, and nothing
