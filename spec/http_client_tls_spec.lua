@@ -494,6 +494,30 @@ describe("http.request over https: lepoll.http's view", function()
     end)
   end)
 
+  it("times out on a server that never shakes hands, within the timeout", function()
+    h.with_task(function(loop)
+      local s, port = h.serve(loop, function(c) repeat until not c:read() end)
+      h.defer(s)
+      local t0 = loop.now
+      assert.same({ nil, "timeout" }, { http.request{ url = "https://localhost:" .. port .. "/",
+        loop = loop, tls = trust(), timeout = 0.3 } })
+      local took = loop.now - t0
+      assert.is_true(took >= 0.29 and took < 2 * h.SLOW, "took " .. took)
+    end)
+  end)
+
+  it("reaches [::1] by its address, checked against the certificate's", function()
+    h.with_task(function(loop)
+      local port = listen(loop, P.cert, P.key, app({}), { host = "::1" })
+      local r = assert(http.request{ url = "https://[::1]:" .. port .. "/x", loop = loop,
+        tls = trust() })
+      assert.equal("lepoll /x\n", r.body)
+      port = listen(loop, P.b_cert, P.b_key, app({}), { host = "::1" })
+      assert.same({ nil, "tls: certificate verify failed: IP address mismatch" },
+        { http.request{ url = "https://[::1]:" .. port .. "/", loop = loop, tls = trust() } })
+    end)
+  end)
+
   it("raises on a bad tls option, naming it", function()
     h.with_task(function(loop)
       for _, t in ipairs({ 5, "yes", { vrfy = false }, { verify = "no" }, { alpn = "h2" },

@@ -572,7 +572,10 @@ local function open(loop, scheme, host, port, o, dl)
   if left <= 0 then return nil, "timeout" end
   local c, err
   if scheme == "https" then
-    c, err = loop:connect(host, port, { tls = tls_connect(o.tls, o.cross), timeout = left })
+    -- the request's deadline bounds the handshake too: its timeout is ours
+    c, err = loop:connect(host, port, { tls = tls_connect(o.tls, o.cross), timeout = left,
+      handshake_timeout = left })
+    if err == "tls: handshake timed out" then err = "timeout" end
   else
     c, err = loop:connect(host, port, left)
   end
