@@ -49,6 +49,10 @@ local ONE_WRITE <const> = 32768
 -- How long Expect: 100-continue waits for the 100 before sending the body.
 local CONTINUE_WAIT <const> = 1
 
+-- A body delimited by the close whose TLS stream ended without
+-- close_notify.
+local TRUNCATED = "truncated: the server closed without TLS close_notify"
+
 local NOTCO = "http.request must be called from a coroutine (a connection"
   .. " handler or lepoll.spawn)"
 
@@ -171,9 +175,12 @@ local function read_body(res, max)
         res[POS] = p + n
         return (p == 1 and n == #b) and b or sub(b, p, p + n - 1)
       end
-      local s, err = res[CONN]:read(max)
+      local s, err, why = res[CONN]:read(max)
       if s then return s end
       if err ~= "closed" then return fail(res, err) end
+      -- over TLS only close_notify ends such a body: a bare end of stream
+      -- may be an attacker's or a crash's cut
+      if why == "truncated" then return fail(res, TRUNCATED) end
       done(res)  -- KEEP is false: closed
       return nil
     elseif ph == SIZE then
@@ -357,6 +364,108 @@ local function shown(v)
   return type(v)
 end
 
+-- TLS ------------------------------------------------------------------------
+
+-- lepoll._tls, loaded by the first request that has a tls option or an
+-- https URL (a program of plain http never loads OpenSSL)
+local tlsm
+local function tls_layer()
+  if not tlsm then tlsm = require "lepoll._tls" end
+  return tlsm
+end
+
+-- Whether v is a good tls option: lepoll.connect's checks, and the
+-- fields' types (tls.new would raise those from inside connect).
+local TLS_TYPES = { server_name = "string", verify = "boolean", session = "string",
+  alpn = "table" }
+local function tls_good(v)
+  if not tls_layer().check_client(v) then return false end
+  if type(v) ~= "table" then return true end
+  for k, t in pairs(TLS_TYPES) do
+    if v[k] ~= nil and type(v[k]) ~= t then return false end
+  end
+  local alpn = v.alpn
+  if alpn then
+    for i = 1, #alpn do
+      if type(alpn[i]) ~= "string" then return false end
+    end
+  end
+  return true
+end
+
+-- A context's number in pool keys: unlike its address, never another
+-- context's after it was collected.
+local ctx_ids = setmetatable({}, { __mode = "k" })
+local nctx = 0
+local function ctx_id(ctx)
+  local id = ctx_ids[ctx]
+  if not id then
+    nctx = nctx + 1
+    id = nctx
+    ctx_ids[ctx] = id
+  end
+  return id
+end
+
+-- The fields of the tls option v (true, a context, a table, or nil)
+-- that make a connection: ctx, server_name, verify, alpn, session. After a
+-- redirect to another host (cross) the caller's server_name and session,
+-- which named the first one, are left out.
+local function tls_fields(v, cross)
+  if v == nil or v == true then return nil end
+  if type(v) ~= "table" then return v end
+  local name, session = v.server_name, v.session
+  if cross then name, session = nil, nil end
+  local verify = v.verify
+  if verify == true and not v.ctx then verify = nil end  -- the default's own
+  return v.ctx, name, verify, v.alpn, session
+end
+
+-- What tells connections made with the tls option v apart in the pool
+-- key: "" for the defaults. A session is a secret: the key says only that
+-- one was given.
+local function tls_key(v, cross)
+  if v == nil or v == true then return "" end
+  local ctx, name, verify, alpn, session = tls_fields(v, cross)
+  local parts, n = {}, 0
+  if ctx then
+    n = n + 1
+    parts[n] = " ctx=" .. ctx_id(ctx)
+  end
+  if verify ~= nil then
+    n = n + 1
+    parts[n] = " verify=" .. tostring(verify)
+  end
+  if name then
+    n = n + 1
+    parts[n] = format(" server_name=%q", name)
+  end
+  if alpn then
+    n = n + 1
+    parts[n] = " alpn="
+    for i = 1, #alpn do
+      n = n + 1
+      parts[n] = format("%q", alpn[i])
+    end
+  end
+  if session then
+    n = n + 1
+    parts[n] = " session"
+  end
+  return concat(parts)
+end
+
+-- HTTP/1.1 is what this client speaks: offered by ALPN unless the caller
+-- offers something else.
+local HTTP11 = { "http/1.1" }
+
+-- lepoll.connect's tls option for the tls option v.
+local function tls_connect(v, cross)
+  local ctx, name, verify, alpn, session = tls_fields(v, cross)
+  return { ctx = ctx, server_name = name, verify = verify, alpn = alpn or HTTP11,
+    session = session }
+end
+
 -- name -> check(v): true when v is good; and what is expected.
 local OPTIONS = {
   url = { function(v) return type(v) == "string" end, "a string" },
@@ -373,7 +482,9 @@ local OPTIONS = {
   redirects = { function(v) return math_type(v) == "integer" and v >= 0 end,
     "a non-negative integer" },
   expect_continue = { function(v) return type(v) == "boolean" end, "a boolean" },
-  tls = { function(v) return type(v) == "table" end, "a table" },
+  tls = { tls_good,
+    "true, a TLS context or a table {ctx = context, server_name = string,"
+    .. " verify = boolean, alpn = {string, ...}, session = string}" },
   loop = { function(v) return type(v) == "table" and type(v.connect) == "function" end,
     "a lepoll loop" },
   pool = { function(v) return type(v) == "boolean" end, "a boolean" },
@@ -461,8 +572,10 @@ local function open(loop, scheme, host, port, o, dl)
   if left <= 0 then return nil, "timeout" end
   local c, err
   if scheme == "https" then
-    -- the TLS layer's options pass through (lepoll.connect's tls option)
-    c, err = loop:connect(host, port, { tls = o.tls or {}, timeout = left })
+    -- the request's deadline bounds the handshake too: its timeout is ours
+    c, err = loop:connect(host, port, { tls = tls_connect(o.tls, o.cross), timeout = left,
+      handshake_timeout = left })
+    if err == "tls: handshake timed out" then err = "timeout" end
   else
     c, err = loop:connect(host, port, left)
   end
@@ -605,8 +718,9 @@ end
 
 -- One request (no redirects followed): res with its head read, or nil, err.
 local function once(loop, o, scheme, host, port, target, hostfield, method, body, hdrs, dl)
-  local key = o.pool ~= false and (scheme .. "://" .. hostfield .. ":" .. port
-    .. (o.tls and "|" .. tostring(o.tls) or "")) or false
+  -- hostfield has the port unless it is the scheme's default
+  local key = o.pool ~= false and (scheme .. "://" .. hostfield
+    .. (scheme == "https" and tls_key(o.tls, o.cross) or "")) or false
   local clen = false
   local head
   do

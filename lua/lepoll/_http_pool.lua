@@ -1,5 +1,5 @@
 --- lepoll._http_pool: http.request's idle keep-alive connections, per
--- loop and per key (scheme://host:port, and the TLS options' identity),
+-- loop and per key (scheme://host:port, and what the TLS settings say),
 -- bounded per key and in all, closed after an idle timeout (private; the
 -- reference is docs/http.md).
 --

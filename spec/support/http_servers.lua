@@ -58,12 +58,32 @@ http {
     location = /moved { return 301 /www.txt; }
     location ~ \.shtml$ { ssi on; ssi_types text/plain; }
   }
-}
+%s}
+]]
+
+-- A server over TLS with the locations of the plain one.
+local SSL_SERVER = [[
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    root %s/www;
+    location = /conn { return 200 "$connection $connection_requests\n"; }
+    location = /short {
+      keepalive_timeout 200ms;
+      return 200 "$connection $connection_requests\n";
+    }
+    location = /moved { return 301 /www.txt; }
+    location ~ \.shtml$ { ssi on; ssi_types text/plain; }
+  }
 ]]
 
 --- Start nginx serving dir/www (files: www.txt, big.bin of big bytes,
 -- page.shtml, an SSI page nginx sends chunked). keepalive: its
--- keepalive_timeout (default "75s"). Returns {port, dir, stop = fn}.
+-- keepalive_timeout (default "75s"). tls: an array of {cert, key}, one
+-- more server over TLS each, with the same files, and /short whose
+-- connection nginx closes after 200 ms idle. Returns {port, dir,
+-- tls_ports = {port of each tls server}, stop = fn}.
 function M.nginx(opts)
   opts = opts or {}
   tools.need("nginx")
@@ -76,11 +96,23 @@ function M.nginx(opts)
   for _ = 1, 5 do
     local port = free_port()
     local ka = opts.keepalive or "75s"
-    write(dir .. "/nginx.conf", CONF:format(dir, dir, dir, dir, dir, dir, dir, ka, port, dir))
+    local ssl, tls_ports = {}, {}
+    for i, t in ipairs(opts.tls or {}) do
+      tls_ports[i] = free_port()
+      ssl[i] = SSL_SERVER:format(tls_ports[i], t[1], t[2], dir)
+    end
+    write(dir .. "/nginx.conf", CONF:format(dir, dir, dir, dir, dir, dir, dir, ka, port, dir,
+      table.concat(ssl)))
     local p = process.spawn(tools.tool("nginx -e " .. dir .. "/error.log -p " .. dir
       .. " -c " .. dir .. "/nginx.conf"), { limit = 120 })
-    if pcall(framework.poll, function() return accepting(port) end, 5, "nginx") then
-      return { port = port, dir = dir, stop = function()
+    if pcall(framework.poll, function()
+      if not accepting(port) then return false end
+      for _, tp in ipairs(tls_ports) do
+        if not accepting(tp) then return false end
+      end
+      return true
+    end, 5, "nginx") then
+      return { port = port, dir = dir, tls_ports = tls_ports, stop = function()
         p:close()
         os.execute("rm -rf " .. process.shquote(dir))
       end }
@@ -136,6 +168,133 @@ function M.python()
   local p = process.spawn(tools.tool("python3 " .. process.shquote(path)), { limit = 120 })
   local _, port = p:listening("127.0.0.1")
   return { port = port, stop = function()
+    p:close()
+    os.remove(path)
+  end }
+end
+
+local PY_TLS = [[
+import sys, ssl, socket, threading, http.server
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def setup(self):
+        super().setup()
+        self.count = 0
+    def reply(self, body, status=200):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def until_close(self, body):
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+    def cut(self):
+        # SSLSocket.shutdown drops the TLS session first: the TCP stream
+        # ends without close_notify
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+    def notify(self):
+        # close_notify (unwrap waits for the client's), then the close
+        self.wfile.flush()
+        self.connection.unwrap().close()
+        self.close_connection = True
+    def do_GET(self):
+        self.count += 1
+        p = self.path
+        if p == "/conn":
+            self.reply(b"%d %d\n" % (self.client_address[1], self.count))
+        elif p == "/bye":
+            self.reply(b"bye\n")
+            self.notify()
+        elif p == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"py", b"thon", b"-chunks"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+        elif p == "/big":
+            n = int(self.headers["X-Size"])
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            piece = b"0123456789abcdef" * 4096
+            while n > 0:
+                self.wfile.write(piece[:n])
+                n -= len(piece)
+        elif p == "/eof":
+            self.until_close(b"until close_notify\n")
+            self.notify()
+        elif p == "/cut-eof":
+            self.until_close(b"until a bare close\n")
+            self.cut()
+        elif p == "/cut-length":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"only ten..")
+            self.cut()
+        elif p == "/cut-chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\n")
+            self.cut()
+        else:
+            self.reply(b"python %s\n" % p.encode())
+    def do_POST(self):
+        self.count += 1
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.reply(body, 201)
+
+class S(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    def handle_error(self, request, address): pass  # a refused handshake
+
+servers = []
+for cert, key in zip(sys.argv[1::2], sys.argv[2::2]):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    s = S(("127.0.0.1", 0), H)
+    # the handshake runs in the connection's thread, at its first read
+    s.socket = ctx.wrap_socket(s.socket, server_side=True, do_handshake_on_connect=False)
+    servers.append(s)
+    print("listening on 127.0.0.1:%d" % s.server_address[1], flush=True)
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+servers[0].serve_forever()
+]]
+
+--- Start python3's http.server over TLS (ssl), one server per {cert,
+-- key} of the array certs, HTTP/1.1 with keep-alive: GET /conn answers
+-- "CLIENTPORT N\n" (N: the connection's request count), /bye answers then
+-- sends close_notify, /chunked chunked with a trailer, /big X-Size bytes,
+-- /eof a body until close_notify, /cut-eof a body until a bare close,
+-- /cut-length and /cut-chunked part of a body then a bare close (no
+-- close_notify), others "python PATH\n"; POST echoes its body (201).
+-- Returns {ports = {port of each}, stop = fn}.
+function M.python_tls(certs)
+  tools.need("python3")
+  local path = os.tmpname()
+  write(path, PY_TLS)
+  local args = { "python3", process.shquote(path) }
+  for _, c in ipairs(certs) do
+    args[#args + 1] = process.shquote(c[1])
+    args[#args + 1] = process.shquote(c[2])
+  end
+  local p = process.spawn(tools.tool(table.concat(args, " ")), { limit = 120 })
+  local ports = {}
+  for i = 1, #certs do
+    local _, port = p:listening("127.0.0.1")
+    ports[i] = port
+  end
+  return { ports = ports, stop = function()
     p:close()
     os.remove(path)
   end }
