@@ -6,7 +6,8 @@
 -- A connection comes here only after a response was read to its end with
 -- nothing after it and neither side asked to close (_http_client.lua
 -- decides). Before it is lent again it must look alive: not closed, not
--- expired, and a recv(2) that would block (EAGAIN); bytes or an end of
+-- expired, no decrypted bytes waiting inside OpenSSL (TLS), and a recv(2)
+-- that would block (EAGAIN); bytes or an end of
 -- stream there mean the server closed it or broke it while idle, and it
 -- is closed instead. The newest idle connection is lent first (the one
 -- least likely to have been closed by the server's own idle timeout).
@@ -51,8 +52,12 @@ M.get = get
 
 -- Whether an idle connection still looks usable: open, and a recv that
 -- would block (it reads nothing when the connection is good).
+local function leftover(c)
+  return c._tls and require("lepoll._tls").buffered(c) > 0
+end
+
 local function alive(c)
-  if c:closed() then return false end
+  if c:closed() or leftover(c) then return false end
   local s, _, en = recv(c:fileno(), 1)
   return s == nil and en == EAGAIN
 end
@@ -113,7 +118,7 @@ end
 -- when the pool is full for key or in all.
 function M.put(loop, key, c)
   local p = get(loop)
-  if c:closed() or c:pending() > 0 or p.nidle >= p.max_idle then
+  if c:closed() or c:pending() > 0 or leftover(c) or p.nidle >= p.max_idle then
     return c:close(true)
   end
   local list = p.idle[key]

@@ -393,6 +393,15 @@ function M.connect(c, host, opt, dl)
   return handshake(c, dl)
 end
 
+--- Decrypted bytes OpenSSL holds for c that no read took yet (0 on a
+-- plain connection): what a recv(2) on the socket cannot see (a pool must
+-- not lend a connection with bytes after the response it read).
+function M.buffered(c)
+  local T = rawget(c, "_tls")
+  if not T then return 0 end
+  return T.ssl:pending()
+end
+
 --- conn:tls(): the session's facts (lepoll.tls's info(): version, cipher,
 -- alpn, sni, subject, issuer, resumed, verified, bits) and session (the
 -- newest resumable session a client received, or nil); nil on a plain
