@@ -339,6 +339,80 @@ describe("lepoll TLS connections", function()
     end)
   end)
 
+  it("a client that only writes, then closes, ends cleanly (the tickets it never read)", function()
+    h.with_task(function(loop)
+      local ends, n = {}, 0
+      local srv = assert(loop:listen({ port = 0, tls = server_ctx() }, function(c)
+        loop:sleep(0.05)  -- the client is done and closed before this reads
+        while true do
+          local s, err, why = c:read()
+          if not s then
+            ends[1] = { err, why }
+            return
+          end
+          n = n + #s
+        end
+      end))
+      local _, port = srv:address()
+      local c = assert(loop:connect("127.0.0.1", port, { tls = { ctx = client_ctx() } }))
+      -- more than the socket buffers hold: when write returns, the tail is
+      -- still in the client's kernel, and a reset would drop it
+      local size = partial.bulk(4 * 1024 * 1024, 256 * 1024)
+      assert(c:write(("w"):rep(size)))
+      c:close()
+      h.wait_until(loop, function() return ends[1] end, 10, "the server's end of stream")
+      assert.same({ "closed" }, ends[1])  -- close_notify and a FIN, no reset
+      assert.equal(size, n)
+      srv:close()
+    end)
+  end)
+
+  it("fails the connection when a write gives up with a record half sent", function()
+    h.with_task(function(loop)
+      local got, go = {}, false
+      local srv = assert(loop:listen({ port = 0, tls = server_ctx() }, function(c)
+        h.wait_until(loop, function() return go end, 10, "the client's second write")
+        while true do
+          local s = c:read()
+          if not s then break end
+          got[#got + 1] = s
+        end
+        got.done = true
+      end))
+      local _, port = srv:address()
+      local c = assert(loop:connect("127.0.0.1", port,
+        { tls = { ctx = client_ctx() }, write_timeout = 0.3, hwm = 1 }))
+      -- the server reads nothing yet: this write times out, and OpenSSL
+      -- keeps a record made of its bytes
+      assert.same({ nil, "timeout" }, { c:write(("A"):rep(4 * 1024 * 1024)) })
+      go = true
+      -- on plain TCP the next write would go on; over TLS it would carry
+      -- the old record in place of its own bytes
+      local ok, err = c:write(("B"):rep(40000))
+      assert.is_nil(ok)
+      assert.equal("tls: a write gave up with a record half sent", err)
+      c:close()
+      h.wait_until(loop, function() return got.done end, 10, "the server's end of stream")
+      assert.is_nil(table.concat(got):find("B", 1, true))
+      srv:close()
+    end)
+  end)
+
+  it("returns an error, leaking nothing, for TLS settings OpenSSL refuses", function()
+    h.with_task(function(loop)
+      local srv = assert(loop:listen({ port = 0 }, function(c) c:read() end))
+      local _, port = srv:address()
+      for _, t in ipairs({ { session = "not a session" }, { server_name = "" },
+        { server_name = ("a"):rep(300) } }) do
+        t.ctx = client_ctx()
+        local c, err = loop:connect("127.0.0.1", port, { tls = t, timeout = 2 })
+        assert.is_nil(c)
+        assert.matches("^tls: ", err)
+      end
+      srv:close()
+    end)  -- the harness fails the test if a socket stayed open
+  end)
+
   it("checks the tls options where they are given", function()
     h.with_task(function(loop)
       assert.error_matches(function() loop:listen({ port = 0, tls = {} }, print) end,
@@ -347,6 +421,13 @@ describe("lepoll TLS connections", function()
         "option 'tls' must be true, a TLS context or a table")
       assert.error_matches(function() loop:connect("127.0.0.1", 1, { tls = { vrfy = false } }) end,
         "option 'tls' must be a table without field 'vrfy'")
+      assert.error_matches(function() loop:connect("127.0.0.1", 1, { tls = { verify = 0 } }) end,
+        "option 'tls' must be a table whose verify is a boolean")
+      assert.error_matches(function() loop:connect("127.0.0.1", 1, { tls = { alpn = { 1 } } }) end,
+        "option 'tls' must be a table whose alpn is an array of strings")
+      assert.error_matches(function()
+        loop:connect("127.0.0.1", 1, { tls = { server_name = false } })
+      end, "option 'tls' must be a table whose server_name is a string")
     end)
   end)
 end)

@@ -1009,7 +1009,13 @@ local function write_slow(c, s, i)
     end
     if dl == nil then dl, idle = deadline(c, cfg.write_timeout) end
     local w = wait_write(c, dl, idle, true)
-    if w then return nil, w end
+    if w then
+      -- a stream under the connection (TLS) may hold part of what this
+      -- write gives up on
+      local abandon = cfg.abandon
+      if abandon then abandon(c) end
+      return nil, w
+    end
     if c[STATE] > ENDED then return nil, "closed" end
     local m, n = recorded(c[EXTRAS])
     if m then return nil, m, n end

@@ -40,6 +40,7 @@ local write_slow, flush_background, check_count = I.write_slow,
 local resume, current = connm.resume, connm.current
 local WAIT = connm.WAIT
 local EAGAIN = net.errno.EAGAIN
+local recv = net.recv
 local datalen = net.datalen
 
 local M = {}
@@ -178,19 +179,17 @@ local function tls_send(c, s, i)
   while i <= len do
     local n, w, en = ssl:write(s, i)
     if not n then
-      if i > start then
-        if n == false then T.wwant = w end
-        return i - start  -- an error comes again with the next call
-      end
-      if n == false then
-        T.wwant = w
-        return nil, w, EAGAIN
-      end
+      -- after a want, OpenSSL holds a record made of these bytes: the
+      -- next SSL_write must bring the same ones (see abandon)
+      if n == false then T.wwant, T.wpending = w, true end
+      if i > start then return i - start end  -- an error comes again next call
+      if n == false then return nil, w, EAGAIN end
       T.sound = false
       return nil, w, en
     end
     i = i + n
   end
+  T.wpending = false
   return i - start
 end
 
@@ -219,6 +218,19 @@ local function tls_write(self, s, extra)
   return nil, fail(self, err, en)
 end
 
+-- A write that waited gave up (a timeout) with bytes of its own not
+-- queued (lepoll._conn's write_slow): on plain TCP the stream goes on
+-- without them, but OpenSSL may hold a record already made of them, and
+-- would send it as the next write's bytes. The session cannot go on: the
+-- connection fails, every later write says why.
+local function abandon(c)
+  local T = c._tls
+  if T and T.wpending then
+    T.sound = false
+    fail(c, "tls: a write gave up with a record half sent")
+  end
+end
+
 -- Ending -------------------------------------------------------------------
 
 -- Send close_notify (conn:shutdown("w"), and close() through finalize):
@@ -238,10 +250,22 @@ local function close_notify(c)
 end
 
 -- The last step before the fd closes (lepoll._conn's finalize).
+local DRAIN <const> = 4  -- reads of 4 KiB at most
+
 local function finalize(c)
   local T = c._tls
   if not T then return end
   close_notify(c)
+  -- A TLS 1.3 server sends tickets nobody asked for: a client that only
+  -- wrote has them unread, and close(2) with unread bytes sends a reset
+  -- that can cut what the peer has not read yet. What the socket holds is
+  -- read and dropped first (a few KiB: more is data the application left
+  -- unread, and the reset then says so, as on plain TCP).
+  local fd = c[FD]
+  for _ = 1, DRAIN do
+    local s = recv(fd, 4096)
+    if not s or #s < 4096 then break end
+  end
   c._tls = false
   local loop = c[CONFIG].loop
   if T.token then loop:_release(T.token) end
@@ -253,7 +277,8 @@ end
 -- Settings for TLS connections: cfg (a listener's or one outbound
 -- connection's, lepoll._conn's config) with the TLS hooks.
 function M.config(cfg)
-  cfg.send, cfg.finalize, cfg.close_notify = tls_send, finalize, close_notify
+  cfg.send, cfg.finalize, cfg.close_notify, cfg.abandon = tls_send, finalize,
+    close_notify, abandon
   return cfg
 end
 
@@ -304,12 +329,30 @@ local function handshake(c, dl)
   end
 end
 
+-- A session for c (tls.new): the session, or nil, "tls: ..." when
+-- OpenSSL cannot make one or refuses the options (a session string that
+-- does not decode, a name SNI cannot carry): the caller closes c.
+local function session(ctx, c, role, opts)
+  local ok, ssl, err = pcall(tlsc.new, ctx, c[FD], role, opts)
+  if not ok then
+    -- "bad argument #4 to 'new' (field 'session': not a TLS session)"
+    return nil, "tls: " .. (tostring(ssl):match("%((.*)%)$") or tostring(ssl))
+  end
+  if not ssl then
+    err = tostring(err)
+    return nil, err:find("^tls: ") and err or "tls: " .. err
+  end
+  return ssl
+end
+
 --- An accepted connection c of a listener with context ctx: the server's
 -- handshake, within timeout seconds. true, or nil, message (the caller
 -- closes c).
 function M.accept(c, ctx, timeout)
-  local ssl = tlsc.new(ctx, c[FD], "server")
-  local ok, err, en = attach(c, ssl)
+  local ssl, err = session(ctx, c, "server")
+  if not ssl then return nil, err end
+  local ok, en
+  ok, err, en = attach(c, ssl)
   if not ok then
     ssl:free()
     return nil, err, en
@@ -332,19 +375,32 @@ end
 --- Check connect's tls option: true, a context, or a table { ctx,
 -- server_name, verify, alpn, session }. Returns the value, or nil and
 -- what was expected.
-local CLIENT_FIELDS = { ctx = true, server_name = true, verify = true,
-  alpn = true, session = true }
+local function string_list(v)
+  if type(v) ~= "table" then return false end
+  for i = 1, #v do
+    if type(v[i]) ~= "string" then return false end
+  end
+  return true
+end
+local CLIENT_FIELDS = {
+  ctx = { is_context, "a TLS context" },
+  server_name = { function(v) return type(v) == "string" end, "a string" },
+  verify = { function(v) return type(v) == "boolean" end, "a boolean" },
+  alpn = { string_list, "an array of strings" },
+  session = { function(v) return type(v) == "string" end, "a string" },
+}
 function M.check_client(v)
   if v == true or is_context(v) then return v end
   if type(v) ~= "table" then
     return nil, "true, a TLS context or a table"
   end
   for k, val in pairs(v) do
-    if not CLIENT_FIELDS[k] then
+    local f = CLIENT_FIELDS[k]
+    if not f then
       return nil, "a table without field " .. (type(k) == "string" and "'" .. k .. "'"
         or tostring(k))
     end
-    if k == "ctx" and not is_context(val) then return nil, "a table whose ctx is a TLS context" end
+    if not f[1](val) then return nil, ("a table whose %s is %s"):format(k, f[2]) end
   end
   return v
 end
@@ -383,7 +439,9 @@ function M.connect(c, host, opt, dl)
   end
   local sopts = { server_name = name or nil, verify = o and o.verify,
     alpn = o and o.alpn, session = o and o.session }
-  local ssl = tlsc.new(ctx, c[FD], "client", sopts)
+  local ssl
+  ssl, err = session(ctx, c, "client", sopts)
+  if not ssl then return nil, err end
   local ok, en
   ok, err, en = attach(c, ssl)
   if not ok then
