@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -71,6 +72,8 @@ typedef struct tls_Session {  /* the Lua userdata; SSL's app data */
   int fd;
   int server;
   int fatal;              /* a fatal error happened: no close_notify to send */
+  int hellos;             /* server: ClientHellos seen */
+  char name[256];         /* server: the host name the client sent, or "" */
 } tls_Session;
 
 /* ---- contexts ---------------------------------------------------------- */
@@ -331,23 +334,61 @@ static int tls_verifymode(int on, int server) {
                 : SSL_VERIFY_PEER;
 }
 
-static int tls_servername(SSL *ssl, int *al, void *arg) {
+/* The host name of a server_name extension's body (RFC 6066, section 3:
+ * a 2-byte list length, then one entry: type 0, a 2-byte length, the name)
+ * into buf (at least 256 bytes), NUL-terminated; 0 when it is malformed,
+ * empty, longer than 255 bytes or holds a zero byte (OpenSSL then refuses
+ * the ClientHello itself). */
+static int tls_parsesni(const unsigned char *p, size_t len, char *buf) {
+  size_t n;
+  if (len < 5 || (((size_t)p[0] << 8) | p[1]) != len - 2 || p[2] != 0)
+    return 0;
+  n = ((size_t)p[3] << 8) | p[4];
+  if (n == 0 || n > 255 || n != len - 5 || memchr(p + 5, 0, n) != NULL)
+    return 0;
+  memcpy(buf, p + 5, n);
+  buf[n] = '\0';
+  return 1;
+}
+
+/* The SNI switch, made where the ClientHello is first seen: before OpenSSL
+ * parses its extensions, before a ticket or PSK is looked at, so that the
+ * child's session id context (and its verify mode) decide whether a session
+ * resumes. A servername callback would run after that decision: a ticket
+ * from a context without mTLS then resumed on one with it. A second
+ * ClientHello (after a HelloRetryRequest) must name the same host. */
+static int tls_clienthello(SSL *ssl, int *al, void *arg) {
   tls_Ctx *c = (tls_Ctx *)arg;
   tls_Session *s = (tls_Session *)SSL_get_app_data(ssl);
-  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  const unsigned char *p;
+  size_t len;
+  char name[256];
+  int has;
   tls_Ctx *m;
-  (void)al;
-  if (name == NULL || s == NULL || s->sni != NULL)  /* a second ClientHello */
-    return SSL_TLSEXT_ERR_OK;
+  if (s == NULL)
+    return SSL_CLIENT_HELLO_SUCCESS;
+  has = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 &&
+        tls_parsesni(p, len, name);
+  if (s->hellos++ > 0) {
+    if (has ? strcmp(name, s->name) == 0 : s->name[0] == '\0')
+      return SSL_CLIENT_HELLO_SUCCESS;
+    *al = SSL_AD_ILLEGAL_PARAMETER;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  if (!has)
+    return SSL_CLIENT_HELLO_SUCCESS;
+  memcpy(s->name, name, sizeof name);
   if ((m = tls_snimatch(c, name)) == NULL)
-    return SSL_TLSEXT_ERR_OK;  /* no match keeps this context */
-  if (SSL_set_SSL_CTX(ssl, m->ctx) == NULL)
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
+    return SSL_CLIENT_HELLO_SUCCESS;  /* no match keeps this context */
+  if (SSL_set_SSL_CTX(ssl, m->ctx) == NULL) {
+    *al = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
   if (m->verify >= 0)
     SSL_set_verify(ssl, tls_verifymode(m->verify, 1), NULL);
   m->refs++;  /* its alpn list must live as long as this SSL uses it */
   s->sni = m;
-  return SSL_TLSEXT_ERR_OK;
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 /* Load cert, key and ca; nil, message (2) on a failure, else 0. */
@@ -447,10 +488,6 @@ static int tls_applyopts(lua_State *L, tls_Ctx *c, int idx) {
       c->nsni++;
       lua_pop(L, 1);
     }
-    if (c->nsni > 0) {
-      SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername);
-      SSL_CTX_set_tlsext_servername_arg(ctx, c);
-    }
   }
   lua_pop(L, 1);
   return 0;
@@ -467,6 +504,7 @@ static int tls_applyopts(lua_State *L, tls_Ctx *c, int idx) {
  * @treturn[2] string `"tls: cert /path: reason"` and the like
  */
 static int tls_context(lua_State *L) {
+  unsigned char sid[SSL_MAX_SID_CTX_LENGTH];
   tls_CtxBox *b;
   tls_Ctx *c;
   int r;
@@ -506,8 +544,19 @@ static int tls_context(lua_State *L) {
   SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_CLIENT |
                                  SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(c->ctx, tls_newsession);
-  /* a resumed session of a server that verifies clients needs one */
-  SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *)"lepoll", 6);
+  /* Sessions resume only under the context that made them: each context
+   * has its own session id context, so a ticket that one context's keys
+   * open (a parent's, while an sni child served the session) never resumes
+   * under another, whose verify and certificates it never saw. */
+  if (RAND_bytes(sid, (int)sizeof sid) != 1 ||
+      SSL_CTX_set_session_id_context(c->ctx, sid, sizeof sid) != 1) {
+    luaL_pushfail(L);
+    tls_pushreason(L, "", ERR_peek_error());
+    return 2;
+  }
+  /* every server records the name a client sent (s:info().sni); a
+   * context with sni switches there too */
+  SSL_CTX_set_client_hello_cb(c->ctx, tls_clienthello, c);
   if ((r = tls_loadfiles(L, c->ctx, 1)) != 0 || (r = tls_applyopts(L, c, 1)) != 0)
     return r;
   ERR_clear_error();
@@ -918,7 +967,8 @@ static int tls_info(lua_State *L) {
   const SSL_CIPHER *ci = SSL_get_current_cipher(s->ssl);
   const unsigned char *alpn = NULL;
   unsigned int alpnlen = 0;
-  const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+  const char *sni = s->server ? (s->name[0] != '\0' ? s->name : NULL)
+                              : SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
   X509 *peer = SSL_get0_peer_certificate(s->ssl);
   ERR_clear_error();
   lua_createtable(L, 0, 9);

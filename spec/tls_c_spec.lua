@@ -428,8 +428,8 @@ describe("lepoll.tls (C)", function()
   describe("resumption", function()
     -- A full connection; the client reads the server's first bytes (the
     -- tickets came before them). Returns the session string the client got.
-    local function first(sctx, cctx)
-      local c, s = pair(sctx, cctx, { server_name = "localhost" })
+    local function first(sctx, cctx, name)
+      local c, s = pair(sctx, cctx, { server_name = name or "localhost" })
       connect(c, s)
       if c:info().version == "TLSv1.3" then
         assert.is_nil(c:session())  -- tickets come after the handshake
@@ -459,6 +459,57 @@ describe("lepoll.tls (C)", function()
       connect(c, s)
       assert.equal("TLSv1.2", c:info().version)
       assert.is_true(c:info().resumed)
+    end)
+
+    -- A parent whose sni child b.test requires client certificates (mTLS),
+    -- and a child open.test that does not.
+    local function sni_ctx()
+      local b = ctx({ cert = p.b_cert, key = p.b_key, ca = p.ca, verify = true })
+      local open = ctx({ cert = p.b_cert, key = p.b_key })
+      return server_ctx({ sni = { ["b.test"] = b, ["open.test"] = open } })
+    end
+
+    it("never resumes a session under another context: an sni child's mTLS holds", function()
+      local sctx, cctx = sni_ctx(), client_ctx({ verify = false })
+      local sess = first(sctx, cctx)  -- localhost: the parent, no client certificate
+      assert.is_string(sess)
+      -- the parent's ticket keys open it on b.test: it must not resume there,
+      -- and without a client certificate the full handshake is refused
+      local c, s = pair(sctx, cctx, { server_name = "b.test", session = sess })
+      local _, ss = drive(c, s)
+      assert.is_nil(ss.ok)
+      assert.equal("tls: peer did not return a certificate", ss.msg)
+      assert.is_false(c:info().resumed)
+      -- nor under a child without mTLS, nor on a context of its own
+      c, s = pair(sctx, cctx, { server_name = "open.test", session = sess })
+      connect(c, s)
+      assert.is_false(s:info().resumed)
+      assert.equal("open.test", s:info().sni)
+      c, s = pair(ctx({ cert = p.cert, key = p.key }), cctx,
+        { server_name = "localhost", session = sess })
+      connect(c, s)
+      assert.is_false(s:info().resumed)
+    end)
+
+    it("resumes within one context, and within one sni child", function()
+      local sctx = sni_ctx()
+      local cctx = client_ctx({ verify = false, cert = p.client_cert, key = p.client_key })
+      for _, name in ipairs({ "localhost", "b.test", "open.test" }) do
+        local sess = first(sctx, cctx, name)
+        assert.is_string(sess)
+        local c, s = pair(sctx, cctx, { server_name = name, session = sess })
+        connect(c, s)
+        assert.is_true(s:info().resumed, name)
+        assert.equal(name, s:info().sni)
+        assert.equal(name == "localhost" and "CN=localhost" or "CN=b.test", c:info().subject)
+      end
+      -- the mTLS child's session remembers the client's certificate
+      local sess = first(sctx, cctx, "b.test")
+      local c, s = pair(sctx, cctx, { server_name = "b.test", session = sess })
+      connect(c, s)
+      assert.is_true(s:info().resumed)
+      assert.equal("CN=client", s:info().subject)
+      assert.is_true(s:info().verified)
     end)
 
     it("issues no tickets with tickets = false", function()
