@@ -145,6 +145,22 @@ describe("lepoll.tls (C)", function()
         "bad argument #1 to 'context' (table expected, got string)")
     end)
 
+    it("reads its options raw: a metatable's __index is never consulted", function()
+      local function never(_, k) error("__index ran for " .. k) end
+      ctx(setmetatable({ cert = p.cert, key = p.key }, { __index = never }))
+      -- values __index would give are neither checked nor used (an unknown
+      -- version, a path computed and collected while C held it)
+      local sctx = ctx(setmetatable({ cert = p.cert, key = p.key }, { __index = function(_, k)
+        collectgarbage()
+        if k == "min_version" then return "bogus" end
+        if k == "max_version" then return "TLSv1.2" end
+        if k == "ca" then return ("/nonexistent/%d"):format(42) end
+      end }))
+      local c, s = pair(sctx, client_ctx(), { server_name = "localhost" })
+      connect(c, s)
+      assert.equal("TLSv1.3", c:info().version)
+    end)
+
     it("rejects a closed context in sni", function()
       local b = tls.context({ cert = p.b_cert, key = p.b_key })
       b:close()
@@ -223,12 +239,37 @@ describe("lepoll.tls (C)", function()
         "bad argument #4 to 'new' (field 'sni': unknown option)")
       assert.has_error(function() tls.new(s, a, "client", { verify = 1 }) end,
         "bad argument #4 to 'new' (field 'verify': boolean expected, got number)")
+      assert.has_error(function() tls.new(s, a, "client", { server_name = false }) end,
+        "bad argument #4 to 'new' (field 'server_name': string expected, got boolean)")
       assert.has_error(function() tls.new(s, a, "client", { server_name = "" }) end,
         "bad argument #4 to 'new' (field 'server_name': empty or contains a zero byte)")
       assert.has_error(function() tls.new(s, a, "client", { alpn = { "" } }) end,
         "bad argument #4 to 'new' (field 'alpn': item 1: 1..255 bytes expected)")
       assert.has_error(function() tls.new(s, a, "client", { session = "junk" }) end,
         "bad argument #4 to 'new' (field 'session': not a TLS session)")
+    end)
+
+    it("reads its options raw: a metatable's __index is never consulted", function()
+      local opts = setmetatable({ server_name = "localhost" }, { __index = function(_, k)
+        error("__index ran for " .. k)
+      end })
+      local a, b = sockets()
+      local s = track(assert(tls.new(server_ctx(), a, "server")))
+      local c = track(assert(tls.new(client_ctx(), b, "client", opts)))
+      connect(c, s)
+      assert.equal("localhost", s:info().sni)
+    end)
+
+    it("takes the context after the fd: a fileno() method that closes it", function()
+      local cctx = tls.context({ ca = p.ca })
+      local a = sockets()
+      local fdobj = setmetatable({}, { __index = { fileno = function()
+        cctx:close()
+        collectgarbage()
+        return a:fileno()
+      end } })
+      assert.has_error(function() tls.new(cctx, fdobj, "client") end,
+        "attempt to use a closed TLS context")
     end)
 
     it("takes an fd object or its number, and never closes it", function()
