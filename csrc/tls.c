@@ -817,9 +817,25 @@ static int tls_fail(lua_State *L, tls_Session *s, int err, int en) {
   return 2;
 }
 
-/* Runs one SSL call: ERR_clear_error first, errno saved right after it.
- * EINTR is retried here (deliberately, unlike lepoll.net): the SSL state
- * machine is mid-record, and no caller could do anything else with it. */
+/* Whether a failed SSL call was a read(2) or write(2) that a signal
+ * interrupted. OpenSSL's socket BIO counts EINTR among the retryable errors
+ * (BIO_sock_should_retry), so it comes back as SSL_ERROR_WANT_READ or
+ * WANT_WRITE, never as SSL_ERROR_SYSCALL. Passed on as a want, the caller
+ * would wait for readiness that the fd may already have, and under
+ * edge-triggered epoll no new edge need ever come: the call is made again
+ * at once instead (like SA_RESTART). On a non-blocking socket read and
+ * write never sleep, and Linux reports EINTR only from a call that slept,
+ * so this practically never happens; each retry is one more syscall that
+ * moves bytes or reports EAGAIN, never a spin. errno is zeroed before the
+ * call: EINTR here is the last failed syscall's. */
+static int tls_interrupted(int err, int en) {
+  return en == EINTR && ERR_peek_error() == 0 &&
+         (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+          err == SSL_ERROR_SYSCALL);
+}
+
+/* Runs one SSL call: ERR_clear_error first, errno saved right after it,
+ * again while tls_interrupted. */
 #define TLS_CALL(s, ok, call, err, en) \
   for (;;) { \
     ERR_clear_error(); \
@@ -829,7 +845,7 @@ static int tls_fail(lua_State *L, tls_Session *s, int err, int en) {
     if (ok > 0) \
       break; \
     err = SSL_get_error((s)->ssl, ok); \
-    if (!(err == SSL_ERROR_SYSCALL && en == EINTR && ERR_peek_error() == 0)) \
+    if (!tls_interrupted(err, en)) \
       break; \
   }
 
@@ -942,7 +958,7 @@ static int tls_shutdown(lua_State *L) {
     if (ok >= 0)
       break;
     err = SSL_get_error(s->ssl, ok);
-    if (!(err == SSL_ERROR_SYSCALL && en == EINTR && ERR_peek_error() == 0))
+    if (!tls_interrupted(err, en))
       break;
   }
   if (ok >= 0) {
