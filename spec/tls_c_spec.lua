@@ -350,6 +350,59 @@ describe("lepoll.tls (C)", function()
       assert.is_true(c:info().verified)
     end)
 
+    -- A TLS 1.2 ClientHello (ECDHE-ECDSA-AES128-GCM-SHA256, P-256, SHA-256)
+    -- whose server_name extension has the given body.
+    local function hello(sni)
+      local function u16(n) return string.pack(">I2", n) end
+      local ext = "\0\0" .. u16(#sni) .. sni
+        .. "\0\10\0\4\0\2\0\23"  -- supported_groups: secp256r1
+        .. "\0\13\0\4\0\2\4\3"    -- signature_algorithms: ecdsa_secp256r1_sha256
+      local body = "\3\3" .. ("r"):rep(32) .. "\0" .. u16(2) .. "\xc0\x2b" .. "\1\0"
+        .. u16(#ext) .. ext
+      local hs = "\1" .. string.pack(">I3", #body) .. body
+      return "\22\3\1" .. u16(#hs) .. hs
+    end
+    local function entry(t, name) return string.char(t) .. string.pack(">s2", name) end
+
+    it("reads the server name of a raw ClientHello, and refuses malformed ones", function()
+      local b = ctx({ cert = p.b_cert, key = p.b_key })
+      local sctx = server_ctx({ sni = { ["b.test"] = b } })
+      local function serve(sni)
+        local a, c = sockets()
+        local s = track(assert(tls.new(sctx, a, "server")))
+        assert(net.send(c, hello(sni)))
+        local v, msg = s:handshake()
+        return v, msg, s, c
+      end
+      -- well formed: the switch happened (b.test's certificate went out)
+      local v, msg, s, c = serve(string.pack(">s2", entry(0, "b.test")))
+      assert.same({ false, "read" }, { v, msg })
+      assert.equal("b.test", s:info().sni)
+      assert.truthy(assert(net.recv(c, 65536)):find("b.test", 1, true))
+      v, msg, s, c = serve(string.pack(">s2", entry(0, "LocalHost")))
+      assert.same({ false, "read" }, { v, msg })
+      assert.equal("LocalHost", s:info().sni)
+      assert.is_nil(assert(net.recv(c, 65536)):find("b.test", 1, true))
+      local bad = {
+        "",                                                    -- no list
+        "\0",                                                  -- half a length
+        string.pack(">s2", ""),                                -- an empty list
+        "\0\10" .. entry(0, "b.test"),                          -- list longer than the body
+        "\0\8" .. entry(0, "b.test"),                           -- list shorter than the body
+        string.pack(">s2", entry(1, "b.test")),                -- not a host name
+        string.pack(">s2", "\0\0\7b.test"),                     -- name longer than the list
+        string.pack(">s2", entry(0, "b.test") .. entry(0, "x")), -- two names
+        string.pack(">s2", entry(0, "b\0test")),                -- a zero byte
+        string.pack(">s2", entry(0, ("a"):rep(256))),          -- over 255 bytes
+      }
+      for i, sni in ipairs(bad) do
+        v, msg, s = serve(sni)
+        assert.is_nil(v, "case " .. i)
+        assert.matches("^tls: ", msg)
+        assert.is_nil(s:info().sni, "case " .. i)
+      end
+    end)
+
     it("selects ALPN by the server's preference; no overlap is no ALPN", function()
       local sctx = server_ctx({ alpn = { "h2", "http/1.1" } })
       local c, s = pair(sctx, client_ctx({ alpn = { "http/1.1", "h2" } }),
