@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -71,6 +72,8 @@ typedef struct tls_Session {  /* the Lua userdata; SSL's app data */
   int fd;
   int server;
   int fatal;              /* a fatal error happened: no close_notify to send */
+  int hellos;             /* server: ClientHellos seen */
+  char name[256];         /* server: the host name the client sent, or "" */
 } tls_Session;
 
 /* ---- contexts ---------------------------------------------------------- */
@@ -199,8 +202,23 @@ static void tls_wirealpn(lua_State *L, int idx, unsigned char *p) {
   }
 }
 
-static void tls_checkopts(lua_State *L, int arg) {
+/* An option table is read once, raw (lua_next: no __index, no metamethod
+ * runs), each value checked and copied into the stack slot base + field
+ * (nil when absent); every later read is of those slots. Lua code that
+ * runs afterwards (a finalizer, at any allocation) cannot change them, and
+ * they keep the strings alive for as long as C uses them. On entry the
+ * stack top is base - 1. */
+static void tls_slots(lua_State *L, int base, int n) {
+  luaL_checkstack(L, n + 8, "too many options");
+  lua_settop(L, base + n - 1);
+}
+
+/* tls.context's options (arg 1) into the slots from base. */
+static size_t tls_checksni(lua_State *L, int arg, int idx);
+
+static void tls_checkopts(lua_State *L, int arg, int base) {
   size_t len;
+  tls_slots(L, base, F_N);
   lua_pushnil(L);
   while (lua_next(L, arg) != 0) {
     const char *k;
@@ -221,8 +239,13 @@ static void tls_checkopts(lua_State *L, int arg) {
       if ((f == F_MINV || f == F_MAXV) && tls_find(tls_versions, v, len) < 0)
         tls_fielderror(L, arg, k, lua_pushfstring(L, "unknown version '%s'", v));
     }
+    lua_copy(L, -1, base + f);
     lua_pop(L, 1);
   }
+  if (lua_type(L, base + F_ALPN) == LUA_TTABLE)
+    tls_checkalpn(L, arg, base + F_ALPN);
+  if (lua_type(L, base + F_SNI) == LUA_TTABLE)
+    tls_checksni(L, arg, base + F_SNI);
 }
 
 /* The sni table at idx checked: names to open contexts; its entry count. */
@@ -247,22 +270,14 @@ static size_t tls_checksni(lua_State *L, int arg, int idx) {
   return n;
 }
 
-/* The field's string (the table keeps it alive), or NULL. */
-static const char *tls_optstring(lua_State *L, int idx, const char *k) {
-  const char *s;
-  lua_getfield(L, idx, k);  /* a plain table: checked, no metamethods ran */
-  s = lua_tostring(L, -1);
-  lua_pop(L, 1);
-  return s;
+/* A slot's string (the slot keeps it alive), or NULL. */
+static const char *tls_optstring(lua_State *L, int slot) {
+  return lua_type(L, slot) == LUA_TSTRING ? lua_tostring(L, slot) : NULL;
 }
 
-/* -1 absent, 0 false, 1 true. */
-static int tls_optbool(lua_State *L, int idx, const char *k) {
-  int v;
-  lua_getfield(L, idx, k);
-  v = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
+/* A slot's boolean: -1 absent, 0 false, 1 true. */
+static int tls_optbool(lua_State *L, int slot) {
+  return lua_isnil(L, slot) ? -1 : lua_toboolean(L, slot);
 }
 
 typedef struct tls_Password {
@@ -331,35 +346,73 @@ static int tls_verifymode(int on, int server) {
                 : SSL_VERIFY_PEER;
 }
 
-static int tls_servername(SSL *ssl, int *al, void *arg) {
+/* The host name of a server_name extension's body (RFC 6066, section 3:
+ * a 2-byte list length, then one entry: type 0, a 2-byte length, the name)
+ * into buf (at least 256 bytes), NUL-terminated; 0 when it is malformed,
+ * empty, longer than 255 bytes or holds a zero byte (OpenSSL then refuses
+ * the ClientHello itself). */
+static int tls_parsesni(const unsigned char *p, size_t len, char *buf) {
+  size_t n;
+  if (len < 5 || (((size_t)p[0] << 8) | p[1]) != len - 2 || p[2] != 0)
+    return 0;
+  n = ((size_t)p[3] << 8) | p[4];
+  if (n == 0 || n > 255 || n != len - 5 || memchr(p + 5, 0, n) != NULL)
+    return 0;
+  memcpy(buf, p + 5, n);
+  buf[n] = '\0';
+  return 1;
+}
+
+/* The SNI switch, made where the ClientHello is first seen: before OpenSSL
+ * parses its extensions, before a ticket or PSK is looked at, so that the
+ * child's session id context (and its verify mode) decide whether a session
+ * resumes. A servername callback would run after that decision: a ticket
+ * from a context without mTLS then resumed on one with it. A second
+ * ClientHello (after a HelloRetryRequest) must name the same host. */
+static int tls_clienthello(SSL *ssl, int *al, void *arg) {
   tls_Ctx *c = (tls_Ctx *)arg;
   tls_Session *s = (tls_Session *)SSL_get_app_data(ssl);
-  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  const unsigned char *p;
+  size_t len;
+  char name[256];
+  int has;
   tls_Ctx *m;
-  (void)al;
-  if (name == NULL || s == NULL || s->sni != NULL)  /* a second ClientHello */
-    return SSL_TLSEXT_ERR_OK;
+  if (s == NULL)
+    return SSL_CLIENT_HELLO_SUCCESS;
+  has = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 &&
+        tls_parsesni(p, len, name);
+  if (s->hellos++ > 0) {
+    if (has ? strcmp(name, s->name) == 0 : s->name[0] == '\0')
+      return SSL_CLIENT_HELLO_SUCCESS;
+    *al = SSL_AD_ILLEGAL_PARAMETER;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  if (!has)
+    return SSL_CLIENT_HELLO_SUCCESS;
+  memcpy(s->name, name, sizeof name);
   if ((m = tls_snimatch(c, name)) == NULL)
-    return SSL_TLSEXT_ERR_OK;  /* no match keeps this context */
-  if (SSL_set_SSL_CTX(ssl, m->ctx) == NULL)
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
+    return SSL_CLIENT_HELLO_SUCCESS;  /* no match keeps this context */
+  if (SSL_set_SSL_CTX(ssl, m->ctx) == NULL) {
+    *al = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
   if (m->verify >= 0)
     SSL_set_verify(ssl, tls_verifymode(m->verify, 1), NULL);
   m->refs++;  /* its alpn list must live as long as this SSL uses it */
   s->sni = m;
-  return SSL_TLSEXT_ERR_OK;
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 /* Load cert, key and ca; nil, message (2) on a failure, else 0. */
-static int tls_loadfiles(lua_State *L, SSL_CTX *ctx, int idx) {
-  const char *cert = tls_optstring(L, idx, "cert");
-  const char *key = tls_optstring(L, idx, "key");
-  const char *ca = tls_optstring(L, idx, "ca");
+static int tls_loadfiles(lua_State *L, SSL_CTX *ctx, int base) {
+  const char *cert = tls_optstring(L, base + F_CERT);
+  const char *key = tls_optstring(L, base + F_KEY);
+  const char *ca = tls_optstring(L, base + F_CA);
   tls_Password pw;
   int ok;
   if (key != NULL && cert == NULL)
     tls_fielderror(L, 1, "key", "given without 'cert'");
-  pw.s = tls_optstring(L, idx, "password");
+  pw.s = tls_optstring(L, base + F_PASSWORD);
   pw.len = pw.s != NULL ? strlen(pw.s) : 0;
   if (cert != NULL) {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
@@ -391,50 +444,58 @@ static int tls_loadfiles(lua_State *L, SSL_CTX *ctx, int idx) {
   return 0;
 }
 
-/* Every other option of the checked table at idx into c; nil, message (2)
- * on a failure, else 0. */
-static int tls_applyopts(lua_State *L, tls_Ctx *c, int idx) {
+/* The version a checked slot names; the lowest or highest when absent. */
+static int tls_optversion(lua_State *L, int slot, int absent) {
+  size_t len;
+  const char *s = lua_tolstring(L, slot, &len);
+  int i = s != NULL ? tls_find(tls_versions, s, len) : -1;
+  return i >= 0 ? tls_versionnums[i] : absent;
+}
+
+/* Every other option of the checked slots from base into c; nil, message
+ * (2) on a failure, else 0. */
+static int tls_applyopts(lua_State *L, tls_Ctx *c, int base) {
   SSL_CTX *ctx = c->ctx;
   const char *s;
-  int v, lo = TLS1_2_VERSION, hi = 0;
-  if ((s = tls_optstring(L, idx, "min_version")) != NULL)
-    lo = tls_versionnums[tls_find(tls_versions, s, strlen(s))];
-  if ((s = tls_optstring(L, idx, "max_version")) != NULL)
-    hi = tls_versionnums[tls_find(tls_versions, s, strlen(s))];
+  int lo = tls_optversion(L, base + F_MINV, TLS1_2_VERSION);
+  int hi = tls_optversion(L, base + F_MAXV, 0);
+  if ((s = tls_optstring(L, base + F_MAXV)) == NULL)
+    s = tls_optstring(L, base + F_MINV);
   if (hi != 0 && hi < lo)
     tls_fielderror(L, 1, "max_version", "below min_version");
   if (SSL_CTX_set_min_proto_version(ctx, lo) != 1 ||
       SSL_CTX_set_max_proto_version(ctx, hi) != 1)
     return tls_loadfail(L, "version", s != NULL ? s : "range");
-  if ((s = tls_optstring(L, idx, "ciphers")) != NULL &&
+  if ((s = tls_optstring(L, base + F_CIPHERS)) != NULL &&
       SSL_CTX_set_cipher_list(ctx, s) != 1)
     return tls_loadfail(L, "ciphers", s);
-  if ((s = tls_optstring(L, idx, "ciphersuites")) != NULL &&
+  if ((s = tls_optstring(L, base + F_SUITES)) != NULL &&
       SSL_CTX_set_ciphersuites(ctx, s) != 1)
     return tls_loadfail(L, "ciphersuites", s);
-  c->verify = tls_optbool(L, idx, "verify");
-  if (tls_optbool(L, idx, "tickets") == 0) {
+  c->verify = tls_optbool(L, base + F_VERIFY);
+  if (tls_optbool(L, base + F_TICKETS) == 0) {
     /* no ticket at all: SSL_OP_NO_TICKET alone makes TLS 1.3 send stateful
      * ones instead, and those would still resume */
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(ctx, 0);
   }
-  if ((v = lua_getfield(L, idx, "alpn")) == LUA_TTABLE) {
-    size_t n = tls_checkalpn(L, 1, lua_absindex(L, -1));
+  if (lua_type(L, base + F_ALPN) == LUA_TTABLE) {
+    /* checked again: a finalizer may have changed it since; nothing but
+     * malloc comes between this check and the copy */
+    size_t n = tls_checkalpn(L, 1, base + F_ALPN);
     if (n > 0) {
       if ((c->alpn = malloc(n)) == NULL)
         return luaL_error(L, "not enough memory");
-      tls_wirealpn(L, lua_absindex(L, -1), c->alpn);
+      tls_wirealpn(L, base + F_ALPN, c->alpn);
       c->alpnlen = (unsigned int)n;  /* <= 65535: checked */
       if (SSL_CTX_set_alpn_protos(ctx, c->alpn, c->alpnlen) != 0)  /* 0 is success */
         return tls_loadfail(L, "alpn", "list");
       SSL_CTX_set_alpn_select_cb(ctx, tls_alpnselect, c);
     }
   }
-  lua_pop(L, 1);
-  if (lua_getfield(L, idx, "sni") == LUA_TTABLE) {
-    int t = lua_absindex(L, -1);
-    size_t n = tls_checksni(L, 1, t);
+  if (lua_type(L, base + F_SNI) == LUA_TTABLE) {
+    int t = base + F_SNI;
+    size_t n = tls_checksni(L, 1, t);  /* again: a child may have closed */
     if (n > 0 && (c->sni = calloc(n, sizeof *c->sni)) == NULL)
       return luaL_error(L, "not enough memory");
     lua_pushnil(L);
@@ -447,12 +508,7 @@ static int tls_applyopts(lua_State *L, tls_Ctx *c, int idx) {
       c->nsni++;
       lua_pop(L, 1);
     }
-    if (c->nsni > 0) {
-      SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername);
-      SSL_CTX_set_tlsext_servername_arg(ctx, c);
-    }
   }
-  lua_pop(L, 1);
   return 0;
 }
 
@@ -467,6 +523,7 @@ static int tls_applyopts(lua_State *L, tls_Ctx *c, int idx) {
  * @treturn[2] string `"tls: cert /path: reason"` and the like
  */
 static int tls_context(lua_State *L) {
+  unsigned char sid[SSL_MAX_SID_CTX_LENGTH];
   tls_CtxBox *b;
   tls_Ctx *c;
   int r;
@@ -476,13 +533,8 @@ static int tls_context(lua_State *L) {
   }
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  tls_checkopts(L, 1);
-  if (lua_getfield(L, 1, "alpn") == LUA_TTABLE)
-    tls_checkalpn(L, 1, 2);
-  if (lua_getfield(L, 1, "sni") == LUA_TTABLE)
-    tls_checksni(L, 1, 3);
-  lua_settop(L, 1);
-  b = (tls_CtxBox *)lua_newuserdatauv(L, sizeof *b, 0);
+  tls_checkopts(L, 1, 2);  /* slots 2 .. F_N + 1 */
+  b = (tls_CtxBox *)lua_newuserdatauv(L, sizeof *b, 0);  /* F_N + 2 */
   b->c = NULL;  /* closed until made: a raise below leaves nothing half-made */
   luaL_setmetatable(L, TLS_CTX_T);
   if ((c = calloc(1, sizeof *c)) == NULL)
@@ -506,12 +558,23 @@ static int tls_context(lua_State *L) {
   SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_CLIENT |
                                  SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(c->ctx, tls_newsession);
-  /* a resumed session of a server that verifies clients needs one */
-  SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *)"lepoll", 6);
-  if ((r = tls_loadfiles(L, c->ctx, 1)) != 0 || (r = tls_applyopts(L, c, 1)) != 0)
+  /* Sessions resume only under the context that made them: each context
+   * has its own session id context, so a ticket that one context's keys
+   * open (a parent's, while an sni child served the session) never resumes
+   * under another, whose verify and certificates it never saw. */
+  if (RAND_bytes(sid, (int)sizeof sid) != 1 ||
+      SSL_CTX_set_session_id_context(c->ctx, sid, sizeof sid) != 1) {
+    luaL_pushfail(L);
+    tls_pushreason(L, "", ERR_peek_error());
+    return 2;
+  }
+  /* every server records the name a client sent (s:info().sni); a
+   * context with sni switches there too */
+  SSL_CTX_set_client_hello_cb(c->ctx, tls_clienthello, c);
+  if ((r = tls_loadfiles(L, c->ctx, 2)) != 0 || (r = tls_applyopts(L, c, 2)) != 0)
     return r;
   ERR_clear_error();
-  lua_settop(L, 2);
+  lua_settop(L, F_N + 2);
   return 1;
 }
 
@@ -550,6 +613,7 @@ static int tls_isip(const char *name) {
   return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
+enum { N_NAME, N_VERIFY, N_ALPN, N_SESSION, N_N };
 static const char *const tls_sessfields[] = {
   "server_name", "verify", "alpn", "session", NULL
 };
@@ -557,8 +621,10 @@ static const int tls_sesstypes[] = {
   LUA_TSTRING, LUA_TBOOLEAN, LUA_TTABLE, LUA_TSTRING
 };
 
+/* tls.new's options (arg 4) into the slots 5 .. 4 + N_N (see tls_slots). */
 static void tls_checknewopts(lua_State *L, int server) {
   size_t len;
+  tls_slots(L, 5, N_N);
   lua_pushnil(L);
   while (lua_next(L, 4) != 0) {
     const char *k;
@@ -573,21 +639,21 @@ static void tls_checknewopts(lua_State *L, int server) {
     if (lua_type(L, -1) != tls_sesstypes[f])
       tls_fielderror(L, 4, k, lua_pushfstring(L, "%s expected, got %s",
                      lua_typename(L, tls_sesstypes[f]), luaL_typename(L, -1)));
-    if (f == 0) {
+    if (f == N_NAME) {
       const char *v = lua_tolstring(L, -1, &len);
       if (len == 0 || strlen(v) != len)
         tls_fielderror(L, 4, k, "empty or contains a zero byte");
     }
+    lua_copy(L, -1, 5 + f);
     lua_pop(L, 1);
   }
-  if (lua_getfield(L, 4, "alpn") == LUA_TTABLE)
-    tls_checkalpn(L, 4, lua_absindex(L, -1));
-  lua_pop(L, 1);
+  if (lua_type(L, 5 + N_ALPN) == LUA_TTABLE)
+    tls_checkalpn(L, 4, 5 + N_ALPN);
 }
 
 /* The client options (checked) into s; nil, message (2) on a failure. */
 static int tls_clientopts(lua_State *L, tls_Session *s) {
-  const char *name = tls_optstring(L, 4, "server_name");
+  const char *name = tls_optstring(L, 5 + N_NAME);
   const char *der;
   size_t len;
   if (name != NULL) {
@@ -601,20 +667,24 @@ static int tls_clientopts(lua_State *L, tls_Session *s) {
         return tls_loadfail(L, "server_name", name);
     }
   }
-  if (lua_getfield(L, 4, "alpn") == LUA_TTABLE) {
-    int t = lua_absindex(L, -1);
-    size_t n = tls_checkalpn(L, 4, t);
-    unsigned char *p = (unsigned char *)lua_newuserdatauv(L, n > 0 ? n : 1, 0);
-    tls_wirealpn(L, t, p);
-    if (SSL_set_alpn_protos(s->ssl, n > 0 ? p : NULL, (unsigned int)n) != 0)
+  if (lua_type(L, 5 + N_ALPN) == LUA_TTABLE) {
+    /* checked again, then copied with nothing but malloc between: a
+     * finalizer (run by any Lua allocation) may have changed it */
+    size_t n = tls_checkalpn(L, 4, 5 + N_ALPN);
+    unsigned char *p = malloc(n > 0 ? n : 1);
+    int set;
+    if (p == NULL)
+      return luaL_error(L, "not enough memory");
+    tls_wirealpn(L, 5 + N_ALPN, p);
+    set = SSL_set_alpn_protos(s->ssl, n > 0 ? p : NULL, (unsigned int)n) == 0;
+    free(p);  /* OpenSSL keeps a copy */
+    if (!set)
       return tls_loadfail(L, "alpn", "list");
-    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  if (lua_getfield(L, 4, "session") == LUA_TSTRING) {
+  if (lua_type(L, 5 + N_SESSION) == LUA_TSTRING) {
     const unsigned char *p;
     SSL_SESSION *sess;
-    der = lua_tolstring(L, -1, &len);
+    der = lua_tolstring(L, 5 + N_SESSION, &len);
     p = (const unsigned char *)der;
     if (len > LONG_MAX || (sess = d2i_SSL_SESSION(NULL, &p, (long)len)) == NULL) {
       ERR_clear_error();
@@ -626,7 +696,6 @@ static int tls_clientopts(lua_State *L, tls_Session *s) {
     if (!set)
       return tls_loadfail(L, "session", "(given)");
   }
-  lua_pop(L, 1);
   return 0;
 }
 
@@ -644,32 +713,36 @@ static int tls_clientopts(lua_State *L, tls_Session *s) {
  */
 static int tls_new(lua_State *L) {
   static const char *const roles[] = {"server", "client", NULL};
-  tls_Ctx *c = tls_checkctx(L, 1);
-  int fd = lp_checkfd(L, 2);
-  int server = lp_checkoption(L, 3, NULL, roles) == 0;
-  int verify = c->verify >= 0 ? c->verify : !server;
+  tls_Ctx *c;
   tls_Session *s;
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    tls_checknewopts(L, server);
-    if (tls_optbool(L, 4, "verify") >= 0)
-      verify = tls_optbool(L, 4, "verify");
-  } else {
+  int fd, server, verify;
+  tls_checkctx(L, 1);  /* the pointer is taken below: Lua may run until then */
+  fd = lp_checkfd(L, 2);  /* may call a fileno() method */
+  server = lp_checkoption(L, 3, NULL, roles) == 0;
+  if (lua_isnoneornil(L, 4)) {
     lua_settop(L, 3);
     lua_newtable(L);
   }
+  luaL_checktype(L, 4, LUA_TTABLE);
   lua_settop(L, 4);
-  s = (tls_Session *)lua_newuserdatauv(L, sizeof *s, 0);  /* index 5 */
+  tls_checknewopts(L, server);  /* slots 5 .. 4 + N_N */
+  s = (tls_Session *)lua_newuserdatauv(L, sizeof *s, 0);  /* 5 + N_N */
   memset(s, 0, sizeof *s);  /* freed until made */
   luaL_setmetatable(L, TLS_SESSION_T);
+  /* No Lua runs from here to the reference (no allocation: no finalizer):
+   * whatever closed the context before raises now, never a dangling c. */
+  c = tls_checkctx(L, 1);
+  s->ctx = c;
+  c->refs++;
+  verify = tls_optbool(L, 5 + N_VERIFY);
+  if (verify < 0)
+    verify = c->verify >= 0 ? c->verify : !server;
   ERR_clear_error();
   if ((s->ssl = SSL_new(c->ctx)) == NULL) {
     luaL_pushfail(L);
     tls_pushreason(L, "", ERR_peek_error());
     return 2;
   }
-  s->ctx = c;
-  c->refs++;
   s->fd = fd;
   s->server = server;
   SSL_set_app_data(s->ssl, s);
@@ -688,7 +761,7 @@ static int tls_new(lua_State *L) {
       return r;
   }
   ERR_clear_error();
-  lua_settop(L, 5);
+  lua_settop(L, 5 + N_N);
   return 1;
 }
 
@@ -744,9 +817,25 @@ static int tls_fail(lua_State *L, tls_Session *s, int err, int en) {
   return 2;
 }
 
-/* Runs one SSL call: ERR_clear_error first, errno saved right after it.
- * EINTR is retried here (deliberately, unlike lepoll.net): the SSL state
- * machine is mid-record, and no caller could do anything else with it. */
+/* Whether a failed SSL call was a read(2) or write(2) that a signal
+ * interrupted. OpenSSL's socket BIO counts EINTR among the retryable errors
+ * (BIO_sock_should_retry), so it comes back as SSL_ERROR_WANT_READ or
+ * WANT_WRITE, never as SSL_ERROR_SYSCALL. Passed on as a want, the caller
+ * would wait for readiness that the fd may already have, and under
+ * edge-triggered epoll no new edge need ever come: the call is made again
+ * at once instead (like SA_RESTART). On a non-blocking socket read and
+ * write never sleep, and Linux reports EINTR only from a call that slept,
+ * so this practically never happens; each retry is one more syscall that
+ * moves bytes or reports EAGAIN, never a spin. errno is zeroed before the
+ * call: EINTR here is the last failed syscall's. */
+static int tls_interrupted(int err, int en) {
+  return en == EINTR && ERR_peek_error() == 0 &&
+         (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+          err == SSL_ERROR_SYSCALL);
+}
+
+/* Runs one SSL call: ERR_clear_error first, errno saved right after it,
+ * again while tls_interrupted. */
 #define TLS_CALL(s, ok, call, err, en) \
   for (;;) { \
     ERR_clear_error(); \
@@ -756,7 +845,7 @@ static int tls_fail(lua_State *L, tls_Session *s, int err, int en) {
     if (ok > 0) \
       break; \
     err = SSL_get_error((s)->ssl, ok); \
-    if (!(err == SSL_ERROR_SYSCALL && en == EINTR && ERR_peek_error() == 0)) \
+    if (!tls_interrupted(err, en)) \
       break; \
   }
 
@@ -869,7 +958,7 @@ static int tls_shutdown(lua_State *L) {
     if (ok >= 0)
       break;
     err = SSL_get_error(s->ssl, ok);
-    if (!(err == SSL_ERROR_SYSCALL && en == EINTR && ERR_peek_error() == 0))
+    if (!tls_interrupted(err, en))
       break;
   }
   if (ok >= 0) {
@@ -918,7 +1007,8 @@ static int tls_info(lua_State *L) {
   const SSL_CIPHER *ci = SSL_get_current_cipher(s->ssl);
   const unsigned char *alpn = NULL;
   unsigned int alpnlen = 0;
-  const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+  const char *sni = s->server ? (s->name[0] != '\0' ? s->name : NULL)
+                              : SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
   X509 *peer = SSL_get0_peer_certificate(s->ssl);
   ERR_clear_error();
   lua_createtable(L, 0, 9);

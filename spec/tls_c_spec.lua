@@ -145,6 +145,22 @@ describe("lepoll.tls (C)", function()
         "bad argument #1 to 'context' (table expected, got string)")
     end)
 
+    it("reads its options raw: a metatable's __index is never consulted", function()
+      local function never(_, k) error("__index ran for " .. k) end
+      ctx(setmetatable({ cert = p.cert, key = p.key }, { __index = never }))
+      -- values __index would give are neither checked nor used (an unknown
+      -- version, a path computed and collected while C held it)
+      local sctx = ctx(setmetatable({ cert = p.cert, key = p.key }, { __index = function(_, k)
+        collectgarbage()
+        if k == "min_version" then return "bogus" end
+        if k == "max_version" then return "TLSv1.2" end
+        if k == "ca" then return ("/nonexistent/%d"):format(42) end
+      end }))
+      local c, s = pair(sctx, client_ctx(), { server_name = "localhost" })
+      connect(c, s)
+      assert.equal("TLSv1.3", c:info().version)
+    end)
+
     it("rejects a closed context in sni", function()
       local b = tls.context({ cert = p.b_cert, key = p.b_key })
       b:close()
@@ -223,12 +239,37 @@ describe("lepoll.tls (C)", function()
         "bad argument #4 to 'new' (field 'sni': unknown option)")
       assert.has_error(function() tls.new(s, a, "client", { verify = 1 }) end,
         "bad argument #4 to 'new' (field 'verify': boolean expected, got number)")
+      assert.has_error(function() tls.new(s, a, "client", { server_name = false }) end,
+        "bad argument #4 to 'new' (field 'server_name': string expected, got boolean)")
       assert.has_error(function() tls.new(s, a, "client", { server_name = "" }) end,
         "bad argument #4 to 'new' (field 'server_name': empty or contains a zero byte)")
       assert.has_error(function() tls.new(s, a, "client", { alpn = { "" } }) end,
         "bad argument #4 to 'new' (field 'alpn': item 1: 1..255 bytes expected)")
       assert.has_error(function() tls.new(s, a, "client", { session = "junk" }) end,
         "bad argument #4 to 'new' (field 'session': not a TLS session)")
+    end)
+
+    it("reads its options raw: a metatable's __index is never consulted", function()
+      local opts = setmetatable({ server_name = "localhost" }, { __index = function(_, k)
+        error("__index ran for " .. k)
+      end })
+      local a, b = sockets()
+      local s = track(assert(tls.new(server_ctx(), a, "server")))
+      local c = track(assert(tls.new(client_ctx(), b, "client", opts)))
+      connect(c, s)
+      assert.equal("localhost", s:info().sni)
+    end)
+
+    it("takes the context after the fd: a fileno() method that closes it", function()
+      local cctx = tls.context({ ca = p.ca })
+      local a = sockets()
+      local fdobj = setmetatable({}, { __index = { fileno = function()
+        cctx:close()
+        collectgarbage()
+        return a:fileno()
+      end } })
+      assert.has_error(function() tls.new(cctx, fdobj, "client") end,
+        "attempt to use a closed TLS context")
     end)
 
     it("takes an fd object or its number, and never closes it", function()
@@ -307,6 +348,59 @@ describe("lepoll.tls (C)", function()
       local c, s = pair(sctx, client_ctx(), { server_name = "b.test" })
       connect(c, s)
       assert.is_true(c:info().verified)
+    end)
+
+    -- A TLS 1.2 ClientHello (ECDHE-ECDSA-AES128-GCM-SHA256, P-256, SHA-256)
+    -- whose server_name extension has the given body.
+    local function hello(sni)
+      local function u16(n) return string.pack(">I2", n) end
+      local ext = "\0\0" .. u16(#sni) .. sni
+        .. "\0\10\0\4\0\2\0\23"  -- supported_groups: secp256r1
+        .. "\0\13\0\4\0\2\4\3"    -- signature_algorithms: ecdsa_secp256r1_sha256
+      local body = "\3\3" .. ("r"):rep(32) .. "\0" .. u16(2) .. "\xc0\x2b" .. "\1\0"
+        .. u16(#ext) .. ext
+      local hs = "\1" .. string.pack(">I3", #body) .. body
+      return "\22\3\1" .. u16(#hs) .. hs
+    end
+    local function entry(t, name) return string.char(t) .. string.pack(">s2", name) end
+
+    it("reads the server name of a raw ClientHello, and refuses malformed ones", function()
+      local b = ctx({ cert = p.b_cert, key = p.b_key })
+      local sctx = server_ctx({ sni = { ["b.test"] = b } })
+      local function serve(sni)
+        local a, c = sockets()
+        local s = track(assert(tls.new(sctx, a, "server")))
+        assert(net.send(c, hello(sni)))
+        local v, msg = s:handshake()
+        return v, msg, s, c
+      end
+      -- well formed: the switch happened (b.test's certificate went out)
+      local v, msg, s, c = serve(string.pack(">s2", entry(0, "b.test")))
+      assert.same({ false, "read" }, { v, msg })
+      assert.equal("b.test", s:info().sni)
+      assert.truthy(assert(net.recv(c, 65536)):find("b.test", 1, true))
+      v, msg, s, c = serve(string.pack(">s2", entry(0, "LocalHost")))
+      assert.same({ false, "read" }, { v, msg })
+      assert.equal("LocalHost", s:info().sni)
+      assert.is_nil(assert(net.recv(c, 65536)):find("b.test", 1, true))
+      local bad = {
+        "",                                                    -- no list
+        "\0",                                                  -- half a length
+        string.pack(">s2", ""),                                -- an empty list
+        "\0\10" .. entry(0, "b.test"),                          -- list longer than the body
+        "\0\8" .. entry(0, "b.test"),                           -- list shorter than the body
+        string.pack(">s2", entry(1, "b.test")),                -- not a host name
+        string.pack(">s2", "\0\0\7b.test"),                     -- name longer than the list
+        string.pack(">s2", entry(0, "b.test") .. entry(0, "x")), -- two names
+        string.pack(">s2", entry(0, "b\0test")),                -- a zero byte
+        string.pack(">s2", entry(0, ("a"):rep(256))),          -- over 255 bytes
+      }
+      for i, sni in ipairs(bad) do
+        v, msg, s = serve(sni)
+        assert.is_nil(v, "case " .. i)
+        assert.matches("^tls: ", msg)
+        assert.is_nil(s:info().sni, "case " .. i)
+      end
     end)
 
     it("selects ALPN by the server's preference; no overlap is no ALPN", function()
@@ -428,8 +522,8 @@ describe("lepoll.tls (C)", function()
   describe("resumption", function()
     -- A full connection; the client reads the server's first bytes (the
     -- tickets came before them). Returns the session string the client got.
-    local function first(sctx, cctx)
-      local c, s = pair(sctx, cctx, { server_name = "localhost" })
+    local function first(sctx, cctx, name)
+      local c, s = pair(sctx, cctx, { server_name = name or "localhost" })
       connect(c, s)
       if c:info().version == "TLSv1.3" then
         assert.is_nil(c:session())  -- tickets come after the handshake
@@ -459,6 +553,57 @@ describe("lepoll.tls (C)", function()
       connect(c, s)
       assert.equal("TLSv1.2", c:info().version)
       assert.is_true(c:info().resumed)
+    end)
+
+    -- A parent whose sni child b.test requires client certificates (mTLS),
+    -- and a child open.test that does not.
+    local function sni_ctx()
+      local b = ctx({ cert = p.b_cert, key = p.b_key, ca = p.ca, verify = true })
+      local open = ctx({ cert = p.b_cert, key = p.b_key })
+      return server_ctx({ sni = { ["b.test"] = b, ["open.test"] = open } })
+    end
+
+    it("never resumes a session under another context: an sni child's mTLS holds", function()
+      local sctx, cctx = sni_ctx(), client_ctx({ verify = false })
+      local sess = first(sctx, cctx)  -- localhost: the parent, no client certificate
+      assert.is_string(sess)
+      -- the parent's ticket keys open it on b.test: it must not resume there,
+      -- and without a client certificate the full handshake is refused
+      local c, s = pair(sctx, cctx, { server_name = "b.test", session = sess })
+      local _, ss = drive(c, s)
+      assert.is_nil(ss.ok)
+      assert.equal("tls: peer did not return a certificate", ss.msg)
+      assert.is_false(c:info().resumed)
+      -- nor under a child without mTLS, nor on a context of its own
+      c, s = pair(sctx, cctx, { server_name = "open.test", session = sess })
+      connect(c, s)
+      assert.is_false(s:info().resumed)
+      assert.equal("open.test", s:info().sni)
+      c, s = pair(ctx({ cert = p.cert, key = p.key }), cctx,
+        { server_name = "localhost", session = sess })
+      connect(c, s)
+      assert.is_false(s:info().resumed)
+    end)
+
+    it("resumes within one context, and within one sni child", function()
+      local sctx = sni_ctx()
+      local cctx = client_ctx({ verify = false, cert = p.client_cert, key = p.client_key })
+      for _, name in ipairs({ "localhost", "b.test", "open.test" }) do
+        local sess = first(sctx, cctx, name)
+        assert.is_string(sess)
+        local c, s = pair(sctx, cctx, { server_name = name, session = sess })
+        connect(c, s)
+        assert.is_true(s:info().resumed, name)
+        assert.equal(name, s:info().sni)
+        assert.equal(name == "localhost" and "CN=localhost" or "CN=b.test", c:info().subject)
+      end
+      -- the mTLS child's session remembers the client's certificate
+      local sess = first(sctx, cctx, "b.test")
+      local c, s = pair(sctx, cctx, { server_name = "b.test", session = sess })
+      connect(c, s)
+      assert.is_true(s:info().resumed)
+      assert.equal("CN=client", s:info().subject)
+      assert.is_true(s:info().verified)
     end)
 
     it("issues no tickets with tickets = false", function()
