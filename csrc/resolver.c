@@ -7,7 +7,8 @@
  * started when a lookup finds none idle, and queues at most `queue`
  * lookups waiting for one. A finished lookup's answer waits in the pool
  * until `take` collects it; the pool's eventfd (`fileno`) is readable
- * then. No thread of the pool ever calls into Lua: the Lua side submits,
+ * then. Answers not taken count against the same bound: the pool holds
+ * at most `queue + threads` lookups in all. No thread of the pool ever calls into Lua: the Lua side submits,
  * watches the eventfd, drains and takes.
  *
  * The threads share the pool's state with it, counted: whoever leaves
@@ -15,6 +16,10 @@
  * frees it, so closing a pool never waits for a lookup and never frees
  * what a thread still uses; an answer nobody awaits any more (cancelled,
  * or the pool closed) is freed when it comes.
+ *
+ * The module pins itself when it is loaded (RTLD_NODELETE): lua_close
+ * unloads C modules, and a detached thread still inside getaddrinfo (or
+ * just woken to leave) would return into unmapped code.
  *
  * A process forked from one whose pool had started threads has none of
  * them: the pool notices (its pid changed) on its next use and starts
@@ -25,11 +30,15 @@
  * @module lepoll.resolver
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -43,6 +52,9 @@
 #define RS_MAXQUEUE   65536
 #define RS_MAXNAME    1024    /* longer is no host name (NI_MAXHOST - 1) */
 #define RS_MAXADDRS   64      /* addresses kept per answer */
+/* an address as text: IPv6, and for a scoped one "%" and the interface's
+ * name (or the scope id in decimal, at most 10 digits) */
+#define RS_ADDRLEN    (INET6_ADDRSTRLEN + IF_NAMESIZE)
 
 enum { RS_QUEUED, RS_RUNNING, RS_DONE };
 
@@ -57,7 +69,7 @@ typedef struct rs_Req {
   int gai;            /* getaddrinfo's result; 0: naddrs addresses */
   int syserr;         /* errno, for EAI_SYSTEM */
   int naddrs;
-  char addrs[RS_MAXADDRS][INET6_ADDRSTRLEN];  /* filled only on success */
+  char addrs[RS_MAXADDRS][RS_ADDRLEN];  /* filled only on success */
   char name[];
 } rs_Req;
 
@@ -140,6 +152,30 @@ static void rs_destroy(rs_State *s) {
 
 /* ---- the threads ------------------------------------------------------ */
 
+/* The text of ai's address into buf (RS_ADDRLEN bytes): 0, or -1 for a
+ * family we cannot use. A scoped IPv6 address (link-local) keeps its
+ * scope, "fe80::1%eth0", or "fe80::1%7" when the index names no interface
+ * any more: without it the address cannot be reached. */
+static int rs_addrtext(const struct addrinfo *ai, char *buf) {
+  const struct sockaddr_in6 *sin6;
+  char ifname[IF_NAMESIZE];
+  size_t n;
+  if (ai->ai_family == AF_INET) {
+    const struct sockaddr_in *sin = (const void *)ai->ai_addr;
+    return inet_ntop(AF_INET, &sin->sin_addr, buf, RS_ADDRLEN) ? 0 : -1;
+  }
+  if (ai->ai_family != AF_INET6) return -1;
+  sin6 = (const void *)ai->ai_addr;
+  if (!inet_ntop(AF_INET6, &sin6->sin6_addr, buf, INET6_ADDRSTRLEN)) return -1;
+  if (sin6->sin6_scope_id == 0) return 0;
+  n = strlen(buf);
+  if (if_indextoname(sin6->sin6_scope_id, ifname))
+    snprintf(buf + n, RS_ADDRLEN - n, "%%%s", ifname);
+  else
+    snprintf(buf + n, RS_ADDRLEN - n, "%%%u", (unsigned)sin6->sin6_scope_id);
+  return 0;
+}
+
 /* Run one lookup into r (no lock held: r is the thread's alone). */
 static void rs_lookup(rs_Req *r) {
   struct addrinfo hints, *res = NULL, *ai;
@@ -152,16 +188,9 @@ static void rs_lookup(rs_Req *r) {
   r->naddrs = 0;
   if (r->gai != 0) return;
   for (ai = res; ai && r->naddrs < RS_MAXADDRS; ai = ai->ai_next) {
-    char buf[INET6_ADDRSTRLEN];
-    const void *src;
+    char buf[RS_ADDRLEN];
     int i, dup = 0;
-    if (ai->ai_family == AF_INET)
-      src = &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
-    else if (ai->ai_family == AF_INET6)
-      src = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
-    else
-      continue;
-    if (!inet_ntop(ai->ai_family, src, buf, sizeof buf)) continue;
+    if (rs_addrtext(ai, buf) != 0) continue;
     for (i = 0; i < r->naddrs && !dup; i++) dup = strcmp(r->addrs[i], buf) == 0;
     if (!dup) memcpy(r->addrs[r->naddrs++], buf, sizeof buf);
   }
@@ -355,7 +384,9 @@ static int rs_new(lua_State *L) {
  * @tparam[opt="any"] string family `"inet"`, `"inet6"` or `"any"`
  * @treturn[1] integer the lookup's id (for `take` and `cancel`)
  * @return[2] nil
- * @treturn[2] string `"resolver busy"` when the queue is full, else a message
+ * @treturn[2] string `"resolver busy"` when the queue is full, or when the
+ *   pool holds `queue + threads` lookups (queued, running, or finished and
+ *   not taken), else a message
  * @treturn[2] integer errno (absent for `"resolver busy"`)
  * @see getaddrinfo(3)
  */
@@ -378,9 +409,11 @@ static int rs_submit(lua_State *L) {
   memset(r, 0, sizeof *r);
   memcpy(r->name, name, len + 1);
   r->family = fam;
-  r->id = ++p->lastid;
   rs_lock(s);
-  if (s->queue.n >= s->maxqueue) {
+  /* answers nobody takes count too: a pool whose user submits and never
+   * takes stops at queue + threads lookups instead of growing */
+  if (s->queue.n >= s->maxqueue ||
+      s->queue.n + s->running.n + s->done.n >= s->maxqueue + s->maxthreads) {
     rs_unlock(s);
     free(r);
     luaL_pushfail(L);
@@ -395,6 +428,7 @@ static int rs_submit(lua_State *L) {
     free(r);
     return lp_fail(L, e);  /* no thread at all: the lookup would never run */
   }
+  r->id = ++p->lastid;  /* only a queued lookup uses up an id */
   r->where = RS_QUEUED;
   rs_push(&s->queue, r);
   if (pthread_cond_signal(&s->cv) != 0) abort();
@@ -479,41 +513,43 @@ static const char *rs_eainame(int gai) {
 static int rs_take(lua_State *L) {
   rs_Pool *p = rs_check(L);
   rs_State *s;
-  rs_Req *r;
-  int i, n;
+  rs_Req *r, a;  /* a: r's answer (all but the name) */
+  int i;
   if (p->pid != getpid()) {
     lua_pushnil(L);
     return 1;
   }
   s = p->s;
+  /* r leaves done before anything is pushed, and its answer is pushed
+   * from a copy: the allocations below may run a finalizer that closes
+   * the pool or cancels r's id, which must find nothing of r to free. A
+   * memory error loses this answer (its lookup then times out). */
   rs_lock(s);
-  r = s->done.head;  /* only this thread takes from done: r stays there */
+  r = s->done.head;
+  if (r) {
+    rs_unlink(&s->done, r);
+    a = *r;
+  }
   rs_unlock(s);
   if (!r) {
     lua_pushnil(L);
     return 1;
   }
-  /* the values first (a memory error leaves r in the list), then free r */
-  lua_pushinteger(L, r->id);
-  if (r->gai == 0) {
-    lua_createtable(L, r->naddrs, 0);
-    for (i = 0; i < r->naddrs; i++) {
-      lua_pushstring(L, r->addrs[i]);
+  free(r);
+  lua_pushinteger(L, a.id);
+  if (a.gai == 0) {
+    lua_createtable(L, a.naddrs, 0);
+    for (i = 0; i < a.naddrs; i++) {
+      lua_pushstring(L, a.addrs[i]);
       lua_rawseti(L, -2, i + 1);
     }
-    n = 2;
-  } else {
-    lua_pushnil(L);
-    if (r->gai == EAI_SYSTEM && r->syserr != 0) lua_pushstring(L, strerror(r->syserr));
-    else lua_pushstring(L, gai_strerror(r->gai));
-    lua_pushstring(L, rs_eainame(r->gai));
-    n = 4;
+    return 2;
   }
-  rs_lock(s);
-  rs_unlink(&s->done, r);
-  rs_unlock(s);
-  free(r);
-  return n;
+  lua_pushnil(L);
+  if (a.gai == EAI_SYSTEM && a.syserr != 0) lua_pushstring(L, strerror(a.syserr));
+  else lua_pushstring(L, gai_strerror(a.gai));
+  lua_pushstring(L, rs_eainame(a.gai));
+  return 4;
 }
 
 /***
@@ -672,11 +708,37 @@ static const luaL_Reg rs_funcs[] = {
   {NULL, NULL}
 };
 
+/* Keep the object this code lives in mapped for good: lua_close
+ * dlcloses C modules (package's finalizer), and a pool thread may still
+ * be inside getaddrinfo, or just woken by the pool's close, and return
+ * into this code afterwards. Linked into the program itself (the host
+ * program, a static embedder) it is never unloaded: nothing to do. 0, or
+ * -1 with L's top the reason. */
+static int rs_pin(lua_State *L) {
+  Dl_info info;
+  struct link_map *lm = NULL;
+  const char *err;
+  if (dladdr1((const void *)rs_thread, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0 || !lm) {
+    lua_pushliteral(L, "dladdr found no object for its own code");
+    return -1;
+  }
+  if (lm->l_name[0] == '\0') return 0;  /* the program itself */
+  /* NOLOAD: only the object already loaded, never another by the name;
+   * the handle is never closed (that is the point) */
+  if (dlopen(lm->l_name, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) return 0;
+  err = dlerror();
+  lua_pushstring(L, err ? err : "dlopen failed");
+  return -1;
+}
+
 /* declared here until csrc/lepoll.h lists it with the other modules */
 LEPOLL_API int luaopen_lepoll_resolver(lua_State *L);
 
 LEPOLL_API int luaopen_lepoll_resolver(lua_State *L) {
   luaL_checkversion(L);
+  if (rs_pin(L) != 0)
+    return luaL_error(L, "lepoll.resolver: cannot keep the module loaded: %s",
+                      lua_tostring(L, -1));
   if (luaL_newmetatable(L, RS_T)) {
     luaL_setfuncs(L, rs_meta, 0);
     luaL_newlib(L, rs_methods);

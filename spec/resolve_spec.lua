@@ -78,7 +78,6 @@ describe("lepoll.resolve without a lookup", function()
   end)
 end)
 
--- The checks of spec/support/resolve_inner.lua, per mode, run once.
 local NS_OK = os.execute("unshare -m -n true 2>/dev/null")
 local function lua_cmd()
   local cmd = process.lua_command()
@@ -90,6 +89,170 @@ local function lua_cmd()
   return cmd
 end
 
+-- The pool itself, with answers that need no name server: numeric
+-- addresses, and the names of spec/support/resolve_gai_shim.c (an
+-- LD_PRELOAD getaddrinfo built here) in child processes.
+local epoll = require "lepoll.epoll"
+local SANITIZED = os.getenv("LEPOLL_SANITIZED")
+local BUILD = os.getenv("LEPOLL_BUILD") or "build"
+local CPATH = os.getenv("LEPOLL_CPATH") or "./build/?.so"
+
+-- Wait (5 s at most) until pool holds n answers; the eventfd tells when
+-- one more came.
+local function wait_done(pool, n)
+  local ep <close> = assert(epoll.create())
+  local evs = epoll.events(1)
+  assert(ep:add(pool:fileno(), 1, epoll.IN))
+  local deadline = lepoll.now() + 5 * h.SLOW
+  while true do
+    pool:drain()
+    local done = pool:stats().done
+    if done >= n then return done end
+    local left = deadline - lepoll.now()
+    assert(left > 0, ("%d of %d answers in 5 s"):format(done, n))
+    ep:wait(evs, left * 1000)
+  end
+end
+
+local function check_sh(cmd, limit)
+  local out, ok, code = process.sh(cmd, limit)
+  assert(ok, cmd .. "\nexit " .. tostring(code) .. ":\n" .. out)
+  return out
+end
+
+describe("lepoll.resolver", function()
+  it("bounds the answers nobody takes: queue + threads lookups in all", function()
+    local pool <close> = assert(resolver.new(1, 2))
+    for i = 1, 3 do
+      assert.equal(i, pool:submit("127.0.0.1"))
+      assert.equal(i, wait_done(pool, i))
+    end
+    assert.same({ threads = 1, idle = 1, queued = 0, running = 0, done = 3 }, pool:stats())
+    assert.same({ nil, "resolver busy" }, { pool:submit("127.0.0.1") })
+    local id, addrs = pool:take()
+    assert.equal(1, id)
+    assert.same({ "127.0.0.1" }, addrs)
+    assert.equal(4, pool:submit("127.0.0.1"))  -- a taken answer frees its place
+    assert.same({ nil, "resolver busy" }, { pool:submit("127.0.0.1") })
+    assert.is_true(pool:cancel(2))               -- and so does a cancelled one
+    assert.equal(5, pool:submit("127.0.0.1"))
+  end)
+
+  it("keeps an IPv6 address's scope: the interface's name, else the number", function()
+    local pool <close> = assert(resolver.new(1, 8))
+    local want = {
+      ["fe80::1%lo"] = "fe80::1%lo",
+      ["FE80::2%1"] = "fe80::2%lo",                 -- lo is interface 1
+      ["fe80::3%4000000000"] = "fe80::3%4000000000",  -- no such interface
+      ["ff02::1%lo"] = "ff02::1%lo",
+      ["2001:db8::1"] = "2001:db8::1",
+    }
+    local ids = {}
+    for name, addr in pairs(want) do
+      ids[assert(pool:submit(name, "inet6"))] = addr
+      wait_done(pool, 1)
+      local id, addrs = pool:take()
+      assert.same({ addr }, addrs, name)
+      assert.equal(addr, ids[id])
+    end
+    h.with_loop(function(loop)
+      local got
+      loop:spawn(function() got = { loop:resolve("fe80::1%lo") } end)
+      h.wait_until(loop, function() return got ~= nil end, nil, "the answer")
+      assert.same({ { "fe80::1%lo" } }, got)
+    end)
+  end)
+
+  it("a forked child that closes the parent's loop leaves the parent's answers alone",
+    function()
+    -- a scoped address is no numeric() address: it goes through the pool
+    -- (and glibc answers it without a name server)
+    local fork = require "resolve_fork"
+    h.with_loop(function(loop)
+      local function lookup()
+        local got
+        loop:spawn(function() got = { loop:resolve("fe80::1%lo", 2 * h.SLOW) } end)
+        h.wait_until(loop, function() return got ~= nil end, 5, "the answer")
+        return got
+      end
+      assert.same({ { "fe80::1%lo" } }, lookup())
+      local pid = fork.fork()
+      if pid == 0 then
+        loop:close()
+        fork.exit(0)
+      end
+      assert.equal(0, fork.wait(pid))
+      assert.same({ { "fe80::1%lo" } }, lookup())
+    end)
+  end)
+
+  describe("with a getaddrinfo that waits for the spec (resolve_gai_shim.c)", function()
+    local dir, preload
+    lazy_setup(function()
+      local tmp = (os.getenv("TMPDIR") or "/tmp") .. "/lepoll-resolver.XXXXXX"
+      dir = check_sh("mktemp -d " .. q(tmp)):match("^%s*(.-)%s*$")
+      -- built without the sanitizers' preload: cc is not instrumented
+      check_sh("env -u LD_PRELOAD cc -std=c11 -Wall -Wextra -Werror -fPIC -shared -pthread -o "
+        .. q(dir .. "/shim.so") .. " spec/support/resolve_gai_shim.c")
+      check_sh("env -u LD_PRELOAD cc -std=c11 -Wall -Wextra -Werror -o " .. q(dir .. "/embed")
+        .. " spec/support/resolve_embed_close.c $(pkg-config --cflags --libs lua5.4 2>/dev/null"
+        .. " || echo -I/usr/include/lua5.4 -llua5.4) -ldl")
+      local pre = os.getenv("LD_PRELOAD")
+      preload = (pre and pre ~= "" and pre .. " " or "") .. dir .. "/shim.so"
+    end)
+    lazy_teardown(function()
+      if dir then check_sh("rm -rf " .. q(dir)) end
+    end)
+
+    local function lua_with_shim(script, arg1)
+      local cmd = lua_cmd()
+      return "env LD_PRELOAD=" .. q(preload) .. " " .. cmd .. " " .. q(script)
+        .. (arg1 and " " .. q(arg1) or "")
+    end
+
+    it("an embedder closes its Lua state with a thread inside getaddrinfo and another just"
+      .. " woken, and goes on: resolver.so and liblepoll.so stay mapped", function()
+      for _, case in ipairs({ { "module", CPATH }, { "lib", BUILD .. "/liblepoll.so" } }) do
+        local out, ok, code = process.sh(process.program(dir .. "/embed", case,
+          { env = { "LD_PRELOAD=" .. preload } }), 60)
+        assert(ok and out:find("state closed\nsurvived\n"),
+          case[1] .. ": exit " .. tostring(code) .. "\n" .. out)
+      end
+    end)
+
+    it("a script ends (lua_close, exit) with its pool's thread inside getaddrinfo: exit 0",
+      function()
+      for _ = 1, 3 do
+        local out = check_sh(lua_with_shim("spec/support/resolve_exit.lua", "block"), 60)
+        assert.matches("closed, threads 1\n$", out)  -- after valgrind's warnings, if any
+      end
+    end)
+
+    it("scripts that close a loop whose four threads just answered all exit 0", function()
+      local n = SANITIZED and 20 or 100
+      local out = check_sh(("i=0; bad=0; while [ $i -lt %d ]; do i=$((i+1)); %s >/dev/null 2>&1"
+        .. " || bad=$((bad+1)); done; echo \"failed $bad\""):format(n,
+        lua_with_shim("spec/support/resolve_exit.lua", "fast")), 300)
+      assert.equal("failed 0\n", out)
+    end)
+
+    it("take returns the answer whole when a finalizer inside it closes the pool or"
+      .. " cancels the lookup", function()
+      local out = check_sh(lua_with_shim("spec/support/resolve_take_gc.lua"), 120)
+      assert.matches("RESULT take_gc ok close %d+ cancel %d+", out)
+    end)
+  end)
+
+  it("loads in the host program, which holds the module itself", function()
+    local out = check_sh(process.program(BUILD .. "/bin/lepoll", { "-e", [[
+      local pool <close> = assert(require("lepoll.resolver").new(1, 1))
+      print(pool:submit("127.0.0.1"))]] }), 60)
+    -- (under valgrind the thread, alive at exit, may be "possibly lost")
+    assert.matches("^1\n", out)
+  end)
+end)
+
+-- The checks of spec/support/resolve_inner.lua, per mode, run once.
 local function run_inner(mode)
   local cmd = "unshare -m -n sh spec/support/resolve_ns.sh " .. mode .. " env LEPOLL_RESOLVE_LUA="
     .. q(lua_cmd()) .. " " .. lua_cmd() .. " spec/support/resolve_inner.lua " .. mode

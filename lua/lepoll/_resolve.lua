@@ -97,10 +97,12 @@ function M.close(loop)
   local r = loop.resolver
   if not r then return end
   loop.resolver = false
-  if r.token then
-    loop.ep:delete(r.fd)  -- ENOENT in a forked child's inherited set: fine
-    loop:_release(r.token)
-  end
+  -- No epoll_ctl DEL: closing the eventfd (pool:close) drops its
+  -- registration, and the loop's epoll closes next. In a forked child
+  -- that closes (or collects) the parent's loop, r.fd may be the
+  -- parent's eventfd in the parent's epoll set (fork shares both): a DEL
+  -- there would cut the parent off from its answers.
+  if r.token then loop:_release(r.token) end
   r.waiting = {}
   r.pool:close()
 end

@@ -1,0 +1,84 @@
+/* resolve_embed_close.c - spec/resolve_spec.lua's embedder: closes its Lua
+ * state while a lepoll.resolver thread waits inside getaddrinfo (the
+ * "block" name of resolve_gai_shim.c, preloaded) and another has just been
+ * woken by the pool's close, then lets the lookup return and goes on.
+ * lua_close unloads the module: its code must stay mapped for the threads.
+ *   resolve_embed_close module CPATH     require "lepoll.resolver" by CPATH
+ *   resolve_embed_close lib LIBLEPOLL    package.loadlib(LIBLEPOLL, ...)
+ * Prints "survived" and exits 0. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char setup[] =
+  "local mode, where = ...\n"
+  "local resolver\n"
+  "if mode == 'module' then\n"
+  "  package.cpath = where\n"
+  "  resolver = require 'lepoll.resolver'\n"
+  "else\n"
+  "  resolver = assert(package.loadlib(where, 'luaopen_lepoll_resolver'))()\n"
+  "end\n"
+  "P = assert(resolver.new(2, 4))\n"
+  "assert(P:submit('block1'))\n";
+
+/* A second thread answers and waits idle: the close wakes it to leave. */
+static const char idle[] =
+  "assert(P:submit('fast1'))\n"
+  "local until_t = os.clock() + 5\n"
+  "while P:stats().idle < 1 or P:stats().done < 1 do\n"
+  "  assert(os.clock() < until_t, 'no idle thread')\n"
+  "end\n"
+  "assert(P:stats().threads == 2)\n";
+
+static int run(lua_State *L, const char *code, const char *a, const char *b) {
+  int n = 0;
+  if (luaL_loadstring(L, code) != LUA_OK) goto fail;
+  if (a) {
+    lua_pushstring(L, a);
+    lua_pushstring(L, b);
+    n = 2;
+  }
+  if (lua_pcall(L, n, 0, 0) == LUA_OK) return 0;
+fail:
+  fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  int (*wait_blocked)(int, double);
+  int (*release_and_wait)(double);
+  lua_State *L;
+  if (argc != 3 || (strcmp(argv[1], "module") != 0 && strcmp(argv[1], "lib") != 0)) {
+    fputs("usage: resolve_embed_close module CPATH | lib LIBLEPOLL\n", stderr);
+    return 2;
+  }
+  *(void **)&wait_blocked = dlsym(RTLD_DEFAULT, "gai_shim_wait_blocked");
+  *(void **)&release_and_wait = dlsym(RTLD_DEFAULT, "gai_shim_release_and_wait");
+  if (!wait_blocked || !release_and_wait) {
+    fputs("resolve_gai_shim.so is not preloaded\n", stderr);
+    return 2;
+  }
+  L = luaL_newstate();
+  if (!L) return 2;
+  luaL_openlibs(L);
+  if (run(L, setup, argv[1], argv[2]) != 0) return 1;
+  if (!wait_blocked(1, 5.0)) {
+    fputs("the lookup never reached getaddrinfo\n", stderr);
+    return 1;
+  }
+  if (run(L, idle, NULL, NULL) != 0) return 1;
+  lua_close(L);
+  puts("state closed");
+  fflush(stdout);
+  if (!release_and_wait(5.0)) {
+    fputs("the pool's threads did not end\n", stderr);
+    return 1;
+  }
+  puts("survived");
+  return 0;
+}
