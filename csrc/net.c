@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -167,6 +168,38 @@ static void net_unixaddr(lua_State *L, int arg, const char *path, size_t len,
   a->len = len == 0 ? NET_UNOFF : NET_UNOFF + (socklen_t)len + 1;
 }
 
+/* An IPv6 address with an optional zone, "fe80::1%eth0" or "fe80::1%2"
+ * (RFC 4007; what getaddrinfo gives for a link-local address): 0, or -1
+ * when it is not one (an interface that does not exist included). */
+static int net_in6scoped(const char *host, size_t len, net_Addr *a) {
+  char addr[INET6_ADDRSTRLEN];
+  const char *pct = memchr(host, '%', len);
+  if (pct == NULL)
+    return inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) == 1 ? 0 : -1;
+  size_t n = (size_t)(pct - host);
+  const char *zone = pct + 1;
+  size_t zlen = len - n - 1;
+  if (n >= sizeof addr || zlen == 0 || zlen >= IF_NAMESIZE)
+    return -1;
+  memcpy(addr, host, n);
+  addr[n] = '\0';
+  if (inet_pton(AF_INET6, addr, &a->u.in6.sin6_addr) != 1)
+    return -1;
+  unsigned long id = 0;
+  size_t i = 0;
+  while (i < zlen && zone[i] >= '0' && zone[i] <= '9' && id <= UINT32_MAX / 10)
+    id = id * 10 + (unsigned long)(zone[i++] - '0');
+  if (i == zlen && id <= UINT32_MAX) {
+    a->u.in6.sin6_scope_id = (uint32_t)id;
+    return 0;
+  }
+  unsigned idx = if_nametoindex(zone);  /* zone ends the NUL-free string */
+  if (idx == 0)
+    return -1;
+  a->u.in6.sin6_scope_id = idx;
+  return 0;
+}
+
 static void net_inaddr(lua_State *L, int arg, int family, const char *host,
                        size_t len, lua_Integer port, net_Addr *a) {
   const char *fname = family == AF_INET ? "IPv4" : "IPv6";
@@ -193,7 +226,7 @@ static void net_inaddr(lua_State *L, int arg, int family, const char *host,
     a->u.in6.sin6_addr = in6addr_any;
   else if (loop)
     a->u.in6.sin6_addr = in6addr_loopback;
-  else if (inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) != 1)
+  else if (net_in6scoped(host, len, a) != 0)
     goto bad;
   return;
 bad:
@@ -246,7 +279,15 @@ static int net_pushaddr(lua_State *L, const net_Addr *a) {
   case AF_INET6:
     if (inet_ntop(AF_INET6, &a->u.in6.sin6_addr, buf, sizeof buf) == NULL)
       return 0;
-    lua_pushstring(L, buf);
+    if (a->u.in6.sin6_scope_id != 0) {  /* the zone, as net_in6scoped reads it */
+      char name[IF_NAMESIZE];
+      if (if_indextoname(a->u.in6.sin6_scope_id, name) != NULL)
+        lua_pushfstring(L, "%s%%%s", buf, name);
+      else
+        lua_pushfstring(L, "%s%%%I", buf, (lua_Integer)a->u.in6.sin6_scope_id);
+    } else {
+      lua_pushstring(L, buf);
+    }
     lua_pushinteger(L, ntohs(a->u.in6.sin6_port));
     return 2;
   case AF_UNIX: {

@@ -302,6 +302,18 @@ describe("net.connect", function()
     assert.equal("six", net.recv(c, 3))
   end)
 
+  it("takes an IPv6 zone by interface name or number (fe80::1%lo, %1)", function()
+    if not has_ipv6 then return pending("no IPv6 loopback on this machine") end
+    -- no link-local address is configured on lo: the kernel answers, the
+    -- address itself is taken (a wrong zone raises, see the misuse table)
+    for _, host in ipairs({ "fe80::1%lo", "fe80::1%1", "::1%lo" }) do
+      local fd = assert(net.socket(net.INET6, net.STREAM, net.NONBLOCK))
+      local ok, err, en = net.connect(fd, host, 9)
+      assert(ok or (type(err) == "string" and math.type(en) == "integer"), host)
+      fd:close()
+    end
+  end)
+
   it("fails with ECONNREFUSED on a port bound but not listening", function()
     -- kept bound (not closed), so no other socket, and no self-connect from
     -- an ephemeral port, can answer on it
@@ -680,6 +692,14 @@ describe("bad arguments", function()
         "#2.-not a numeric IPv6" },
       { "bind bracketed", function() return net.bind(six, "[::1]", 0) end,
         "#2.-not a numeric IPv6" },
+      { "bind unknown zone", function() return net.bind(six, "fe80::1%nosuchif0", 0) end,
+        "#2.-not a numeric IPv6" },
+      { "bind empty zone", function() return net.bind(six, "fe80::1%", 0) end,
+        "#2.-not a numeric IPv6" },
+      { "bind zone 2^32", function() return net.bind(six, "fe80::1%4294967296", 0) end,
+        "#2.-not a numeric IPv6" },
+      { "bind zone on v4", function() return net.bind(s, "127.0.0.1%lo", 0) end,
+        "#2.-not a numeric IPv4" },
       { "bind 256.1.1.1", function() return net.bind(s, "256.0.0.1", 0) end,
         "#2.-not a numeric IPv4" },
       { "bind NUL in host", function() return net.bind(s, "127.0.0.1\0x", 0) end,
