@@ -10,7 +10,11 @@
 -- floor for a server with this API on this framework. Not a default row
 -- of `make bench`; compare it with
 --   BENCH_EXTRA='http:method floor=lua5.4 bench/method_http.lua' make bench
--- It takes the port as its first argument and prints "listening on HOST:PORT".
+-- It takes the port as its last argument and prints "listening on HOST:PORT".
+-- With "tls" before the port it serves over TLS, as the https rows do
+-- (BENCH_TLS_CERT, BENCH_TLS_KEY; no tickets): the floor of the https
+-- workload,
+--   BENCH_EXTRA='https:method floor=lua5.4 bench/method_http.lua tls' make bench
 local root = (arg and arg[0] or ""):match("^(.-)[^/]*$") .. "../"
 package.path = root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
 package.cpath = root .. "build/?.so;" .. package.cpath
@@ -25,8 +29,14 @@ local REPLY = "HTTP/1.1 200 OK\r\nServer: lepoll\r\nDate: Mon, 07 Dec 2026 02:01
   .. "Content-Type: text/plain\r\nContent-Length: 6\r\n\r\nhello\n"
 local function handler() end
 
-local port = math.tointeger(tonumber(arg[1] or "0"))
-local server = assert(lepoll.listen({ host = "127.0.0.1", port = port, nodelay = true },
+local ctx
+if arg[1] == "tls" then
+  local tls = require "lepoll.tls"
+  ctx = assert(tls.context{ cert = assert(os.getenv("BENCH_TLS_CERT"), "BENCH_TLS_CERT"),
+    key = assert(os.getenv("BENCH_TLS_KEY"), "BENCH_TLS_KEY"), tickets = false })
+end
+local port = math.tointeger(tonumber(arg[#arg] or "0"))
+local server = assert(lepoll.listen({ host = "127.0.0.1", port = port, nodelay = true, tls = ctx },
   function(c)
     while true do
       local d = c:read()

@@ -2,8 +2,15 @@
 # The http workloads on nginx, for bench/run's reference rows:
 #   bench/servers/nginx_http.sh PORT return   location / { return 200 "hello\n"; }
 #   bench/servers/nginx_http.sh PORT lua      content_by_lua_block { ngx.say("hello") }
-# (nginx_return.sh and nginx_lua.sh are these two with the port first and
-# alone, as every bench server takes it.) PORT 0 picks a free one: nginx
+#   bench/servers/nginx_http.sh PORT MODE tls the same over TLS (`listen ... ssl`)
+#                                             with $BENCH_TLS_CERT, $BENCH_TLS_KEY
+# (nginx_return.sh and nginx_lua.sh are the first two, nginx_https.sh the
+# third, with the port last, as every bench server takes it.) Over TLS no
+# session is ever resumed: no tickets, no session cache, so each connection
+# is a full handshake (nginx 1.22 still sends TLS 1.3 tickets, stateful
+# ones it cannot resume, without NumTickets 0; lepoll's tickets = false
+# sends none). ssl_protocols as lepoll's default (1.2 and 1.3):
+# nginx 1.22's default leaves TLS 1.3 out. PORT 0 picks a free one: nginx
 # cannot report the port the kernel gave it, so one is picked here (bound
 # to port 0 and released) and written into the configuration.
 #
@@ -18,6 +25,7 @@
 set -eu
 port=${1:?usage: nginx_http.sh PORT return|lua}
 mode=${2:?usage: nginx_http.sh PORT return|lua}
+tls=${3:-}
 nginx=${BENCH_NGINX:-nginx}
 mods=${BENCH_NGINX_MODULES:-/usr/lib/nginx/modules}
 case $port in ''|*[!0-9]*) echo "nginx_http.sh: bad port '$port'" >&2; exit 2 ;; esac
@@ -37,6 +45,22 @@ case $mode in
 load_module $mods/ngx_http_lua_module.so;"
     body='content_by_lua_block { ngx.say("hello") }' ;;
   *) echo "nginx_http.sh: mode must be return or lua" >&2; exit 2 ;;
+esac
+listen="127.0.0.1:$port"
+ssl=
+case $tls in
+  '') ;;
+  tls)
+    cert=${BENCH_TLS_CERT:?nginx_http.sh: BENCH_TLS_CERT: the certificate path}
+    key=${BENCH_TLS_KEY:?nginx_http.sh: BENCH_TLS_KEY: the key path}
+    listen="$listen ssl"
+    ssl="ssl_certificate $cert;
+    ssl_certificate_key $key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets off;
+    ssl_session_cache off;
+    ssl_conf_command NumTickets 0;" ;;
+  *) echo "nginx_http.sh: the third argument is tls or nothing" >&2; exit 2 ;;
 esac
 nofile=$(ulimit -n)
 [ "$nofile" = unlimited ] && nofile=65536
@@ -61,7 +85,8 @@ http {
   scgi_temp_path $dir/scgi;
   default_type text/plain;
   server {
-    listen 127.0.0.1:$port;
+    listen $listen;
+    $ssl
     location / {
       $body
     }
