@@ -549,9 +549,14 @@ static int tls_context(lua_State *L) {
     return 2;
   }
   SSL_CTX_set_app_data(c->ctx, c);
+  /* No auto chain: the chain is what the cert file holds (as nginx
+   * does); building it from the CA store cost a directory scan of
+   * /etc/ssl/certs in every server handshake. Read-ahead: one read(2) per
+   * record, not one for its header and one for its body. */
   SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_NO_AUTO_CHAIN);
   SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_read_ahead(c->ctx, 1);
   /* Clients keep no cache of their own (s:session() hands sessions to
    * Lua); servers resume from stateless tickets only, so no server-side
    * session cache grows either. */
@@ -889,9 +894,17 @@ static int tls_read(lua_State *L) {
   size_t n = TLS_RECORD + (size_t)(pend > 0 ? pend : 0), got = 0;
   int ok, err = 0, en;
   luaL_Buffer b;
-  char *p;
+  char *p, small[TLS_RECORD];
   if (n > max)
     n = max;
+  if (n <= sizeof small) {  /* the common read: no allocation but the string */
+    TLS_CALL(s, ok, SSL_read_ex(s->ssl, small, n, &got), err, en);
+    if (ok == 1) {
+      lua_pushlstring(L, small, got);
+      return 1;
+    }
+    return tls_fail(L, s, err, en);
+  }
   p = luaL_buffinitsize(L, &b, n);
   TLS_CALL(s, ok, SSL_read_ex(s->ssl, p, n, &got), err, en);
   if (ok == 1) {
@@ -969,14 +982,18 @@ static int tls_shutdown(lua_State *L) {
 }
 
 /***
- * Decrypted bytes held by OpenSSL, not yet read.
+ * Decrypted bytes held by OpenSSL, not yet read; and whether it holds any
+ * input at all (with read-ahead, records read from the socket but not
+ * yet decrypted count too: SSL_has_pending).
  * @function session:pending
  * @treturn integer
+ * @treturn boolean
  */
 static int tls_pending(lua_State *L) {
   tls_Session *s = tls_checksession(L);
   lua_pushinteger(L, SSL_pending(s->ssl));
-  return 1;
+  lua_pushboolean(L, SSL_has_pending(s->ssl));
+  return 2;
 }
 
 /* The name as one RFC 2253 line, or nil. */

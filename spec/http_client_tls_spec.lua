@@ -342,8 +342,13 @@ for _, K in ipairs(KINDS) do
           assert.same({ "closed" }, { idle_end(loop, port, path) })
           assert.equal(200, assert(http.request{ url = url, loop = loop,
             tls = trust() }).status)
-          local fd = pooled(loop):fileno()
-          h.wait_until(loop, function() return readable(fd) end, 5, "the server's end")
+          -- a close_notify that came with the response (read ahead by
+          -- OpenSSL) keeps the connection out of the pool at once; one
+          -- that comes later is found before the connection is lent
+          if http.pool_stats(loop).idle == 1 then
+            local fd = pooled(loop):fileno()
+            h.wait_until(loop, function() return readable(fd) end, 5, "the server's end")
+          end
           local r = assert(http.request{ url = url, loop = loop, tls = trust() })
           assert.equal(200, r.status)
           local st = http.pool_stats(loop)

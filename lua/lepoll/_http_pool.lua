@@ -53,7 +53,7 @@ M.get = get
 -- Whether an idle connection still looks usable: open, and a recv that
 -- would block (it reads nothing when the connection is good).
 local function leftover(c)
-  return c._tls and require("lepoll._tls").buffered(c) > 0
+  return c._tls and require("lepoll._tls").buffered(c)
 end
 
 local function alive(c)

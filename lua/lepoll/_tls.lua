@@ -451,13 +451,15 @@ function M.connect(c, host, opt, dl)
   return handshake(c, dl)
 end
 
---- Decrypted bytes OpenSSL holds for c that no read took yet (0 on a
--- plain connection): what a recv(2) on the socket cannot see (a pool must
--- not lend a connection with bytes after the response it read).
+--- Whether OpenSSL holds input for c that no read took yet (false on a
+-- plain connection): decrypted bytes, or records read ahead from the
+-- socket, which a recv(2) on it no longer sees (a pool must not lend a
+-- connection with bytes after the response it read).
 function M.buffered(c)
   local T = rawget(c, "_tls")
-  if not T then return 0 end
-  return T.ssl:pending()
+  if not T then return false end
+  local n, any = T.ssl:pending()
+  return n > 0 or any
 end
 
 --- conn:tls(): the session's facts (lepoll.tls's info(): version, cipher,
