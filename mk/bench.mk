@@ -4,13 +4,17 @@
 # the raw C server, the examples, and bench/servers/{luv,cqueues,copas}_*.lua
 # where Debian's lua-luv, lua-cqueues, lua-copas are installed; and the http,
 # http_pipeline and http_idle workloads (wrk) against nginx (the reference),
-# nginx with OpenResty's Lua module, examples/hello_http.lua and lua-http -
+# nginx with OpenResty's Lua module, examples/hello_http.lua and lua-http;
+# then https, tls_handshake and https_idle against nginx over ssl and
+# bench/servers/lepoll_https.lua (certificates made by openssl at bench
+# time, no resumption, bench/tls_idle.py holding the idle connections) -
 # bench/run first has bench/deps install from Debian what is missing of
 # nginx-light, libnginx-mod-http-lua, lua-http, lua5.3 and wrk (apt-get;
 # BENCH_DEPS=0 skips that).
 #   make bench BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_IDLE_SECONDS=1  (a quick run)
 #   make bench BENCH_WORKLOADS=idle                                 (memory only)
 #   make bench BENCH_WORKLOADS="http http_pipeline http_idle"       (HTTP only)
+#   make bench BENCH_WORKLOADS="https tls_handshake https_idle"      (TLS only)
 # The knobs are documented at the top of bench/run.
 BENCH_BINS := $(BUILD)/bench/loadgen $(BUILD)/bench/raw_server
 
