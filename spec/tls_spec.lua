@@ -339,10 +339,16 @@ describe("lepoll TLS connections", function()
     end)
   end)
 
-  it("a client that only writes, then closes, ends cleanly (the tickets it never read)", function()
+  it("a client that only writes, then closes, ends cleanly (the tickets it never read)",
+    function()
     h.with_task(function(loop)
       local ends, n = {}, 0
-      local srv = assert(loop:listen({ port = 0, tls = server_ctx() }, function(c)
+      -- Under the partial-I/O injector the server's own ticket is written a
+      -- byte at a time, the rest when it next calls OpenSSL: after the
+      -- client closed, which answers it with a reset. There the server
+      -- sends no tickets, and the rest still holds.
+      local sctx = server_ctx(nil, nil, partial.ON and { tickets = false } or nil)
+      local srv = assert(loop:listen({ port = 0, tls = sctx }, function(c)
         loop:sleep(0.05)  -- the client is done and closed before this reads
         while true do
           local s, err, why = c:read()

@@ -235,22 +235,30 @@ end
 
 -- Send close_notify (conn:shutdown("w"), and close() through finalize):
 -- once, on a session that completed its handshake and saw no fatal error.
--- It never waits: the alert is one small record, and when the socket
--- cannot take it the peer learns of the end from the FIN alone.
+-- It never waits: the alert is one small record, sent again while the
+-- socket takes some of it (a write cut short), and when the socket cannot
+-- take it the peer learns of the end from the FIN alone.
+local NOTIFY_TRIES <const> = 64
+
 local function close_notify(c)
   local T = c._tls
   if not T or not T.ready or not T.sound or T.notified then return true end
   T.notified = true
-  local ok, err, en = T.ssl:shutdown()
-  if ok == nil then
-    T.sound = false
-    return nil, err, en
+  local ssl = T.ssl
+  for _ = 1, NOTIFY_TRIES do
+    local ok, err, en = ssl:shutdown()
+    if ok then return true end
+    if ok == nil then
+      T.sound = false
+      return nil, err, en
+    end
+    if err ~= "write" then return true end
   end
   return true
 end
 
 -- The last step before the fd closes (lepoll._conn's finalize).
-local DRAIN <const> = 4  -- reads of 4 KiB at most
+local DRAIN <const> = 16384  -- bytes at most
 
 local function finalize(c)
   local T = c._tls
@@ -261,10 +269,11 @@ local function finalize(c)
   -- that can cut what the peer has not read yet. What the socket holds is
   -- read and dropped first (a few KiB: more is data the application left
   -- unread, and the reset then says so, as on plain TCP).
-  local fd = c[FD]
-  for _ = 1, DRAIN do
-    local s = recv(fd, 4096)
-    if not s or #s < 4096 then break end
+  local fd, left = c[FD], DRAIN
+  while left > 0 do  -- a short read proves nothing here either
+    local s = recv(fd, left)
+    if not s or s == "" then break end
+    left = left - #s
   end
   c._tls = false
   local loop = c[CONFIG].loop
