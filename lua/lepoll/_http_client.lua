@@ -21,6 +21,7 @@ local lepoll = require "lepoll"
 local http1 = require "lepoll.http1"
 local connm = require "lepoll._conn"
 local poolm = require "lepoll._http_pool"
+local optionsm = require "lepoll._options"
 
 local type, error, setmetatable, pairs, next, tostring, tonumber = type, error,
   setmetatable, pairs, next, tostring, tonumber
@@ -358,11 +359,7 @@ local function positive(v)
   return type(v) == "number" and v == v and v > 0 and v ~= huge
 end
 
-local function shown(v)
-  if math_type(v) then return tostring(v) end
-  if type(v) == "string" then return "string '" .. v .. "'" end
-  return type(v)
-end
+local shown = optionsm.shown
 
 -- TLS ------------------------------------------------------------------------
 
@@ -374,23 +371,10 @@ local function tls_layer()
   return tlsm
 end
 
--- Whether v is a good tls option: lepoll.connect's checks, and the
--- fields' types (tls.new would raise those from inside connect).
-local TLS_TYPES = { server_name = "string", verify = "boolean", session = "string",
-  alpn = "table" }
+-- Whether v is a good tls option: lepoll.connect's own check (fields
+-- and their types).
 local function tls_good(v)
-  if not tls_layer().check_client(v) then return false end
-  if type(v) ~= "table" then return true end
-  for k, t in pairs(TLS_TYPES) do
-    if v[k] ~= nil and type(v[k]) ~= t then return false end
-  end
-  local alpn = v.alpn
-  if alpn then
-    for i = 1, #alpn do
-      if type(alpn[i]) ~= "string" then return false end
-    end
-  end
-  return true
+  return tls_layer().check_client(v) ~= nil
 end
 
 -- A context's number in pool keys: unlike its address, never another
