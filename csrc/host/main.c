@@ -29,6 +29,7 @@ typedef struct host_Opts {
   int interactive; /* -i */
   int execute;     /* some -e */
   int noenv;       /* -E */
+  const char *workers; /* --workers N: run the script on N workers */
   const char *bad; /* the offending option, if any */
 } host_Opts;
 
@@ -41,7 +42,7 @@ static void host_message(const char *progname, const char *msg) {
 
 static void host_usage(const host_Opts *o) {
   const char *b = o->bad;
-  if (b[1] == 'e' || b[1] == 'l')
+  if (b[1] == 'e' || b[1] == 'l' || strcmp(b, "--workers") == 0)
     fprintf(stderr, "%s: '%s' needs argument\n", o->progname, b);
   else
     fprintf(stderr, "%s: unrecognized option '%s'\n", o->progname, b);
@@ -54,6 +55,8 @@ static void host_usage(const host_Opts *o) {
           "  -l g=mod  require 'mod', set global 'g' to the result\n"
           "  -v        print the version\n"
           "  -E        ignore LUA_INIT, LUA_PATH and LUA_CPATH\n"
+          "  --workers N  run the script on N workers (or 'auto': one per CPU)\n"
+          "               under a master: lepoll.workers{count = N}\n"
           "  -W        turn warnings on\n"
           "  --        end of options\n"
           "  -         end of options, run standard input\n",
@@ -83,6 +86,17 @@ static int host_parseargs(int argc, char **argv, host_Opts *o) {
     }
     switch (a[1]) {
     case '-': /* "--": the script, if any, follows */
+      if (strncmp(a, "--workers=", 10) == 0 && a[10] != '\0') {
+        o->workers = a + 10;
+        continue;
+      }
+      if (strcmp(a, "--workers") == 0) {
+        if (i + 1 < argc && argv[i + 1][0] != '-') {
+          o->workers = argv[++i];
+          continue;
+        }
+        break;
+      }
       if (a[2] != '\0')
         break;
       o->optend = i + 1;
@@ -241,6 +255,22 @@ static int host_runoptions(lua_State *L, const host_Opts *o) {
     }
   }
   return 1;
+}
+
+/* --workers N: the script's listeners bind in a master that forks N
+ * workers at lepoll.run() (lua/lepoll/_workers.lua). */
+static int host_workers(lua_State *L, const host_Opts *o) {
+  int status;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "lepoll._workers");
+  status = host_docall(L, 1, 1);
+  if (status == LUA_OK) {
+    lua_getfield(L, -1, "command_line");
+    lua_remove(L, -2);
+    lua_pushstring(L, o->workers);
+    status = host_docall(L, 1, 0);
+  }
+  return host_report(L, o, status);
 }
 
 /* Load the script ("-" is standard input unless right after "--") and
@@ -437,6 +467,8 @@ static int host_main(lua_State *L) {
   if (!o->noenv && host_luainit(L, o) != LUA_OK)
     return 0;
   if (!host_runoptions(L, o))
+    return 0;
+  if (o->workers != NULL && host_workers(L, o) != LUA_OK)
     return 0;
   if (o->script > 0 && host_runscript(L, o) != LUA_OK)
     return 0;

@@ -7,6 +7,8 @@ local heap = require "lepoll._heap"
 local connm = require "lepoll._conn"
 local optionsm = require "lepoll._options"
 local logm = require "lepoll._log"
+local activation = require "lepoll._activation"
+local role = require "lepoll._role"
 
 local accept, setsockopt = net.accept, net.setsockopt
 local type, error, tostring, setmetatable, pcall = type, error, tostring,
@@ -32,7 +34,7 @@ local function pause(s, msg)
   local loop = s.loop
   if not s.paused then
     s.paused = true
-    loop.ep:delete(s.fd)
+    for _, sk in ipairs(s.reg) do loop.ep:delete(sk.fd) end
   end
   if s.pauses == 0 then
     s.paused_since = loop.now
@@ -49,7 +51,7 @@ end
 function Server:_expire(loop)
   if self.closed or not self.paused then return end
   self.paused = false
-  assert(loop.ep:add(self.fd, self.token, epoll.IN))
+  for _, sk in ipairs(self.reg) do assert(loop.ep:add(sk.fd, sk.token, sk.flags)) end
 end
 
 local function resumed(s)
@@ -58,8 +60,10 @@ local function resumed(s)
   s.pauses = 0
 end
 
-local function on_accept(s)
-  local lfd, loop, cfg, handler = s.fd, s.loop, s.cfg, s.handler
+-- sk: one listening socket of a server, as registered in the loop.
+local function on_accept(sk)
+  local s = sk.server
+  local lfd, loop, cfg, handler = sk.fd, s.loop, s.cfg, s.handler
   local stats = cfg.stats
   local nodelay = s.nodelay
   for _ = 1, s.batch do
@@ -81,6 +85,58 @@ local function on_accept(s)
   end
   -- batch used up: the listener stays ready (level-triggered) and is
   -- served again after the events already fetched
+end
+
+-- Watch the sockets socks (Fds of s.socks) in s's loop; exclusive: with
+-- EPOLLEXCLUSIVE, for a socket other workers' loops watch too (one of
+-- them wakes per connection, not all). true, or nil, message, errno.
+local function register(s, socks, exclusive)
+  local loop = s.loop
+  local flags = exclusive and (epoll.IN | epoll.EXCLUSIVE) or epoll.IN
+  for _, fd in ipairs(socks) do
+    local sk = { server = s, fd = fd, flags = flags, token = false }
+    sk.token = loop:_token(sk, on_accept)
+    local ok, err, en = loop.ep:add(fd, sk.token, flags)
+    if not ok then
+      loop:_release(sk.token)
+      return nil, err, en
+    end
+    s.reg[#s.reg + 1] = sk
+  end
+  return true
+end
+
+-- Stop watching every registered socket. The epoll set must be told: a
+-- socket another process holds too (the master, other workers) stays
+-- open after this process closes its fd, and so would its registration.
+local function unregister(s)
+  local loop = s.loop
+  for i, sk in ipairs(s.reg) do
+    if not s.paused and not loop.closed then loop.ep:delete(sk.fd) end
+    loop:_release(sk.token)
+    s.reg[i] = nil
+  end
+end
+
+--- In a worker just forked (_workers.lua): keep this worker's share of
+-- the listener's sockets, close the rest (the master keeps them), and
+-- watch them in the worker's loop. With as many sockets as workers (or
+-- more), each socket belongs to one worker (SO_REUSEPORT: the kernel
+-- spreads connections over them); with fewer, workers share them, woken
+-- one at a time (EPOLLEXCLUSIVE).
+function Server:_assign(id, count)
+  local socks, k = self.socks, #self.socks
+  local mine, shared = {}, k < count
+  for j = 1, k do
+    if (shared and (id % k) + 1 == j) or (not shared and (j - 1) % count == id) then
+      mine[#mine + 1] = socks[j]
+    else
+      socks[j]:close()
+    end
+  end
+  self.socks, self.fd = mine, mine[1]
+  self.reg = {}
+  return register(self, mine, shared)
 end
 
 local function display(host, port)
@@ -123,8 +179,8 @@ function M.listen(loop, opts, handler)
   loop:_check_open("listen")
   local o = optionsm.check(opts, "listen", "listen", 1)
   local path, host, port = o.path, o.host or "127.0.0.1", o.port
-  local function bad(msg)
-    error("bad argument #1 to 'listen' (" .. msg .. ")", 3)
+  local function bad(msg, depth)  -- depth: calls between listen and bad's caller
+    error("bad argument #1 to 'listen' (" .. msg .. ")", 3 + (depth or 0))
   end
   if path then
     if port ~= nil then bad("options 'path' and 'port' exclude each other") end
@@ -139,15 +195,48 @@ function M.listen(loop, opts, handler)
   local s = setmetatable({ loop = loop, handler = handler, path = path,
     batch = o.accept_batch, backoff = o.accept_backoff, nodelay = o.nodelay,
     closed = false, paused = false, pauses = 0, paused_since = 0,
-    at = 0, seq = 0, heap_index = false, token = false, fd = false,
+    at = 0, seq = 0, heap_index = false, fd = false, socks = false, reg = false,
     name = path or display(host, port),
+    fdname = o.name, serial = loop.servers_made + 1,
   }, Server)
+  loop.servers_made = s.serial
   local family = path and net.UNIX or (host:find(":", 1, true) and net.INET6) or net.INET
+  local socks, inherited, en = M.sockets(o, family, host, port, path, bad)
+  if not socks then return nil, inherited, en end
+  s.socks, s.fd, s.inherited = socks, socks[1], inherited
+  if not path then
+    local h, p = net.getsockname(socks[1])
+    if h then s.name = display(h, p) end
+  elseif inherited then
+    s.path = false  -- not ours to remove
+  end
+  s.cfg = connm.config(loop, o, s, path ~= nil)
+  if o.tls then require("lepoll._tls").config(s.cfg) end
+  s.reg = {}
+  -- a master binds, its workers watch (Server:_assign after fork)
+  if role.role ~= "master" then
+    local ok, err
+    ok, err, en = register(s, socks, false)
+    if not ok then
+      unregister(s)
+      for _, fd in ipairs(socks) do fd:close() end
+      return nil, ("epoll add %s: %s"):format(s.name, err), en
+    end
+  end
+  loop.servers[s] = true
+  loop.nactive = loop.nactive + 1
+  return s
+end
+
+-- One new listening socket (nonblocking, CLOEXEC), bound and listening;
+-- or nil, message, errno.
+local function open_socket(o, family, host, port, path, reuseport, bad)
+  local name = path or display(host, port)
   local fd, err, en = net.socket(family, net.STREAM, net.NONBLOCK | net.CLOEXEC)
   if not fd then return nil, "socket: " .. err, en end
   local function fail(what, e, n)
     fd:close()
-    return nil, ("%s %s: %s"):format(what, s.name, e), n
+    return nil, ("%s %s: %s"):format(what, name, e), n
   end
   local ok
   if not path then
@@ -155,7 +244,7 @@ function M.listen(loop, opts, handler)
       ok, err, en = setsockopt(fd, "reuseaddr", true)
       if not ok then return fail("setsockopt reuseaddr", err, en) end
     end
-    if o.reuseport then
+    if reuseport then
       ok, err, en = setsockopt(fd, "reuseport", true)
       if not ok then return fail("setsockopt reuseport", err, en) end
     end
@@ -167,7 +256,7 @@ function M.listen(loop, opts, handler)
     pok, ok, err, en = pcall(net.bind, fd, host, port)
     if not pok then
       fd:close()
-      bad("option 'host': " .. M.reason(ok))
+      bad("option 'host': " .. M.reason(ok), 2)
     end
   else
     if o.unlink then os.remove(path) end
@@ -175,28 +264,45 @@ function M.listen(loop, opts, handler)
     pok, ok, err, en = pcall(net.bind, fd, path)
     if not pok then
       fd:close()
-      bad("option 'path': " .. M.reason(ok))
+      bad("option 'path': " .. M.reason(ok), 2)
     end
   end
   if not ok then return fail("bind", err, en) end
-  s.cfg = connm.config(loop, o, s, path ~= nil)
-  if o.tls then require("lepoll._tls").config(s.cfg) end
   ok, err, en = net.listen(fd, o.backlog)
   if not ok then return fail("listen", err, en) end
-  s.fd = fd
-  s.token = loop:_token(s, on_accept)
-  ok, err, en = loop.ep:add(fd, s.token, epoll.IN)
-  if not ok then
-    loop:_release(s.token)
-    return fail("epoll add", err, en)
+  return fd
+end
+
+--- The listening sockets of a listen call: the ones this process
+-- inherited for it (LISTEN_FDS: _activation.lua), else new ones - one,
+-- or in a workers master one per worker, bound with SO_REUSEPORT to one
+-- address (a unix path, or the "shared" mode: one socket all share).
+-- Returns the array and whether it was inherited, or nil, message, errno.
+function M.sockets(o, family, host, port, path, bad)
+  local got = activation.claim(o, host, port, path)
+  if got then
+    local socks = {}
+    for i, g in ipairs(got) do socks[i] = g.fd end
+    return socks, true
   end
-  loop.servers[s] = true
-  loop.nactive = loop.nactive + 1
-  if not path then
-    local h, p = net.getsockname(fd)
-    if h then s.name = display(h, p) end
+  local count = 1
+  if role.role == "master" and role.mode == "reuseport" and not path then
+    count = role.count
   end
-  return s
+  local socks = {}
+  for i = 1, count do
+    local fd, err, en = open_socket(o, family, host, port, path, o.reuseport or count > 1, bad)
+    if not fd then
+      for j = 1, i - 1 do socks[j]:close() end
+      return nil, err, en
+    end
+    socks[i] = fd
+    if i == 1 and port == 0 and count > 1 then
+      local _, p = net.getsockname(fd)
+      port = p  -- the others join the port the kernel gave the first
+    end
+  end
+  return socks, false
 end
 
 --- The bound address: host, port (the real port when port 0 was asked),
@@ -220,17 +326,18 @@ function Server:fileno()
 end
 
 --- Stop listening (connections already accepted carry on). A unix
--- socket's path is removed. Idempotent; returns true.
+-- socket's path is removed by the process that made it (not a worker,
+-- and not for an inherited socket). Idempotent; returns true.
 function Server:close()
   if self.closed then return true end
-  self.closed = true
   local loop = self.loop
+  unregister(self)
+  self.closed = true
   heap.remove(loop.heap, self)
-  self.fd:close()
-  loop:_release(self.token)
+  for _, fd in ipairs(self.socks) do fd:close() end
   loop.servers[self] = nil
   loop.nactive = loop.nactive - 1
-  if self.path then os.remove(self.path) end
+  if self.path and role.role ~= "worker" then os.remove(self.path) end
   return true
 end
 

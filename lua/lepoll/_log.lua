@@ -2,10 +2,19 @@
 -- entry point is lepoll.set_logger).
 local M = {}
 
+local role = require "lepoll._role"
+
 local stderr = io.stderr
 
+-- One write per line: workers share the master's stderr, and whole lines
+-- (under PIPE_BUF) do not interleave. With workers, each line says which
+-- process speaks.
 local function default(msg)
-  stderr:write("lepoll: ", msg, "\n")
+  local who = role.role
+  local tag = who == "single" and "lepoll: "
+    or who == "master" and ("lepoll[master, pid %d]: "):format(role.pid or 0)
+    or ("lepoll[worker %d, pid %d]: "):format(role.id, role.pid or 0)
+  stderr:write(tag .. msg .. "\n")
   stderr:flush()
 end
 

@@ -13,6 +13,7 @@ local connectm = require "lepoll._connect"
 local signalm = require "lepoll._signal"
 local watchm = require "lepoll._watch"
 local resolvem = require "lepoll._resolve"
+local role = require "lepoll._role"
 
 local type, error, select, tostring = type, error, select, tostring
 local table_pack, table_unpack = table.pack, table.unpack
@@ -83,6 +84,8 @@ function M.new(opts)
     nactive = 0,                              -- what keeps run() running
     nconns = 0,                               -- accepted connections open
     servers = {},                             -- listeners -> true
+    servers_made = 0,                         -- listen() calls: their order
+
     outbound_configs = {},                    -- "tcp"/"unix" -> connection settings
     timerfd = tfd, timerfd_at = 0, timerfd_token = false,
     handle_signals = o.signals,
@@ -264,6 +267,14 @@ end
 function Loop:run()
   self:_check_open("run")
   if self.running then error("loop is already running", 2) end
+  if role.role == "master" then
+    -- true: the master's supervision ended; false: this is a worker now
+    if require("lepoll._workers").supervise(self) then return true end
+  elseif role.role == "single" and not role.started then
+    role.started = true
+    local ok, err = role.run_hooks(0)
+    if not ok then error("init_worker failed: " .. tostring(err), 2) end
+  end
   self.running = true
   local defsig = self.handle_signals and self:_default_signals()
   local ok, err = pcall(function()
@@ -427,6 +438,40 @@ function Loop:close()
   self.timerfd:close()
   self.ep:close()
   return true
+end
+
+--- In a forked worker (_workers.lua): the epoll set and the timerfd
+-- came from the master, and fork shares them (a change here would be
+-- the master's too), so the loop gets its own, with everything it
+-- watched registered again; the listeners follow (Server:_assign).
+function Loop:_reinit()
+  self.ep:close()
+  self.timerfd:close()
+  local ep, err = epoll.create()
+  if not ep then error("lepoll: epoll_create: " .. err, 2) end
+  local tfd
+  tfd, err = lio.timerfd(lio.MONOTONIC, lio.NONBLOCK)
+  if not tfd then error("lepoll: timerfd: " .. err, 2) end
+  self.ep, self.timerfd, self.timerfd_at = ep, tfd, 0
+  assert(ep:add(tfd, self.timerfd_token, epoll.IN))
+  if self.signalfd then assert(signalm.rebuild(self)) end
+  local objects = self.objects
+  for t = -1, self.last_token, -1 do
+    local o = objects[t]
+    if o and o._iswatch and not o.dead then assert(ep:add(o.fd, o.tok, o.flags)) end
+  end
+  self:_arm()
+end
+
+--- In a forked child, the parent's loop: closed here without a word to
+-- the epoll set, which is still the parent's (a DEL would cut it off).
+function Loop:_disown()
+  if self.closed then return end
+  self.closed = true
+  self.nactive = 0
+  if self.signalfd then self.signalfd:close() end
+  self.timerfd:close()
+  self.ep:close()
 end
 
 function Loop:__tostring()

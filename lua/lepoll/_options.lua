@@ -73,6 +73,16 @@ local function string_(v)
   return nil, "a string"
 end
 
+-- A socket's name in LISTEN_FDNAMES (sd_listen_fds_with_names(3)):
+-- printable ASCII without ':', at most 255 bytes.
+local function fdname(v)
+  if type(v) == "string" and #v >= 1 and #v <= 255 and not v:find("[^\33-\126]")
+    and not v:find(":", 1, true) then
+    return v
+  end
+  return nil, "a name of 1..255 printable characters without ':' or spaces"
+end
+
 local function path(v)
   if type(v) == "string" and v ~= "" then return v end
   return nil, "a non-empty string"
@@ -127,6 +137,7 @@ M.kinds = {
     nodelay = { boolean, false },
     accept_batch = { positive_int, 64 },
     accept_backoff = { positive, 0.1 },
+    name = { fdname, nil },                 -- matches LISTEN_FDNAMES (_activation.lua)
     tls = { tls_context, nil },             -- serve TLS with this context
     handshake_timeout = { positive, 10 },   -- seconds for a TLS handshake
   }),

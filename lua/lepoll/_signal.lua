@@ -77,6 +77,8 @@ local function rebuild(loop)
   return true
 end
 
+M.rebuild = rebuild  -- a forked worker's loop makes its own (_loop.lua)
+
 --- Call fn(signo) in a new coroutine whenever the signal arrives. The
 -- signal is blocked and read from a signalfd (so it works with any
 -- number of loops' hosts, but each signal belongs to one loop). Returns a

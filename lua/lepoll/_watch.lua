@@ -60,7 +60,7 @@ function M.watch(loop, fd, mode, fn)
   if type(fn) ~= "function" then
     error("bad argument #3 to 'watch' (function expected, got " .. type(fn) .. ")", 2)
   end
-  local w = setmetatable({ loop = loop, fd = n, obj = fd, fn = fn, dead = false,
+  local w = setmetatable({ loop = loop, fd = n, obj = fd, fn = fn, dead = false, flags = flags,
     wr = flags & IN ~= 0, ww = flags & OUT ~= 0 }, Watch)
   w.tok = loop:_token(w, on_watch)
   local ok, err, en = loop.ep:add(n, w.tok, flags)

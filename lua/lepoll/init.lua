@@ -18,6 +18,7 @@ local connectm = require "lepoll._connect"
 local watchm = require "lepoll._watch"
 local resolvem = require "lepoll._resolve"
 local signalm = require "lepoll._signal"
+local role = require "lepoll._role"
 
 local M = {
   _VERSION = "lepoll 0.1.0",
@@ -88,5 +89,32 @@ function M.resolve(name, opts) return resolvem.resolve(default_loop(), name, opt
 function M.watch(fd, mode, fn) return watchm.watch(default_loop(), fd, mode, fn) end
 --- Handle a signal (_signal.lua).
 function M.on_signal(sig, fn) return signalm.on_signal(default_loop(), sig, fn) end
+
+-- Workers (_workers.lua, _role.lua) ---------------------------------------------
+
+--- Run the app on several workers under a master: opts {count = n or
+-- "auto" (default: the CPUs this process may run on), mode = "reuseport"
+-- (one socket per worker per listener) | "shared" (one socket, woken
+-- with EPOLLEXCLUSIVE), init_worker = fn(id)}. Before the first listen.
+function M.workers(opts)
+  return require("lepoll._workers").configure(default and not default.closed and default, opts)
+end
+
+--- Call fn(id) in each worker after it starts (before its loop runs);
+-- without workers, once when run() starts, with id 0.
+function M.init_worker(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'init_worker' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  role.hooks[#role.hooks + 1] = fn
+  return true
+end
+
+--- This worker's number, 0..worker_count()-1 (0 without workers; nil in
+-- the master).
+function M.worker_id() return role.id end
+
+--- How many workers the app runs on (1 without workers).
+function M.worker_count() return role.count end
 
 return M
