@@ -6,9 +6,9 @@
  * Embedding lepoll
  * ================
  *
- * lepoll is Linux epoll for Lua 5.4: four C modules (lepoll.epoll,
- * lepoll.net, lepoll.io, lepoll.http1) and a framework written in Lua
- * (require "lepoll").
+ * lepoll is Linux epoll for Lua 5.4: seven C modules (lepoll.epoll,
+ * lepoll.net, lepoll.io, lepoll.http1, lepoll.resolver, lepoll.tls,
+ * lepoll.process) and a framework written in Lua (require "lepoll").
  * liblepoll (static: liblepoll.a, shared: liblepoll.so) holds all of them,
  * the Lua sources compiled in, so a host needs nothing installed besides
  * the library itself:
@@ -63,7 +63,8 @@ extern "C" {
  *
  * Stores a loader for each module in package.preload (the registry's
  * LUA_PRELOAD_TABLE, so it may be called before or after luaL_openlibs):
- * "lepoll.epoll", "lepoll.net", "lepoll.io", "lepoll.http1" (the C
+ * "lepoll.epoll", "lepoll.net", "lepoll.io", "lepoll.http1",
+ * "lepoll.resolver", "lepoll.tls", "lepoll.process" (the C
  * modules), "lepoll" and every "lepoll.X" of the framework (the Lua
  * sources built into the library).  Nothing is loaded yet: require "lepoll" does that, and
  * package.preload comes first among the searchers, so the built-in copy
@@ -87,6 +88,7 @@ int lepoll_openlibs(lua_State *L);
  * luaopen_lepoll_http1 - HTTP/1.1 message syntax: request and response heads, chunks, trailers
  * luaopen_lepoll_resolver - getaddrinfo(3) on a thread pool, answers through an eventfd
  * luaopen_lepoll_tls   - TLS (OpenSSL 3) sessions on a socket fd, and their contexts
+ * luaopen_lepoll_process - processes: fork, reap through pidfds, signal, execve with fds at 3..
  */
 int luaopen_lepoll_epoll(lua_State *L);
 int luaopen_lepoll_net(lua_State *L);
@@ -94,6 +96,7 @@ int luaopen_lepoll_io(lua_State *L);
 int luaopen_lepoll_http1(lua_State *L);
 int luaopen_lepoll_resolver(lua_State *L);
 int luaopen_lepoll_tls(lua_State *L);
+int luaopen_lepoll_process(lua_State *L);
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,10 @@ build = {
       defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
       libraries = { "ssl", "crypto" },
     },
+    ["lepoll.process"] = {
+      sources = { "csrc/process.c", "csrc/fdobj.c", "csrc/result.c" },
+      defines = { "_GNU_SOURCE" }, incdirs = { "csrc" },
+    },
   },
 }
 -- The specs against the modules `luarocks make` built here, without apt,

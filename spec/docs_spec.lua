@@ -33,6 +33,7 @@ local modules = {
   { "lepoll.resolver", "resolver", "csrc/resolver.c", { ["lepoll.Resolver"] = "r" } },
   { "lepoll.tls", "tls", "csrc/tls.c",
     { ["lepoll.tls.context"] = "ctx", ["lepoll.tls.session"] = "s" } },
+  { "lepoll.process", "process", "csrc/process.c", {} },
 }
 
 describe("documentation coverage", function()

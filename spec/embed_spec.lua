@@ -100,7 +100,8 @@ describe("embedding #build", function()
         "lib/liblepoll.so.0", "lib/liblepoll.so.0.1.0", "include/lepoll.h",
         "lib/pkgconfig/lepoll.pc", "lib/lua/5.4/lepoll/epoll.so",
         "lib/lua/5.4/lepoll/net.so", "lib/lua/5.4/lepoll/io.so",
-        "lib/lua/5.4/lepoll/http1.so", "lib/lua/5.4/lepoll/tls.so" }) do
+        "lib/lua/5.4/lepoll/http1.so", "lib/lua/5.4/lepoll/tls.so",
+        "lib/lua/5.4/lepoll/process.so" }) do
         assert.is_true(exists(prefix .. "/" .. f), f .. " not installed")
       end
       assert.equal(readfile("csrc/lepoll.h"), readfile(prefix .. "/include/lepoll.h"))
@@ -115,8 +116,8 @@ describe("embedding #build", function()
       local syms = check("nm -D --defined-only " .. sh(prefix .. "/lib/liblepoll.so")
         .. " | awk '$2 == \"T\" { print $3 }' | sort")
       assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_http1\n"
-        .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_resolver\n"
-        .. "luaopen_lepoll_tls\n", syms)
+        .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_process\n"
+        .. "luaopen_lepoll_resolver\nluaopen_lepoll_tls\n", syms)
     end)
 
     it("make uninstall removes all that make install put under DESTDIR", function()
@@ -150,7 +151,7 @@ describe("embedding #build", function()
       local names = {}
       for _, m in ipairs(files.framework_modules()) do names[#names + 1] = m[1] end
       local cmods = { "lepoll.epoll", "lepoll.http1", "lepoll.io", "lepoll.net",
-        "lepoll.resolver", "lepoll.tls" }
+        "lepoll.process", "lepoll.resolver", "lepoll.tls" }
       for _, n in ipairs(cmods) do names[#names + 1] = n end
       table.sort(names)
       expect_preload = table.concat(names, " ")

@@ -203,14 +203,15 @@ describe("shared objects #build", function()
   end
 
   it("each C module exports its luaopen_* alone", function()
-    for _, m in ipairs({ "epoll", "http1", "io", "net", "resolver", "tls" }) do
+    for _, m in ipairs({ "epoll", "http1", "io", "net", "process", "resolver", "tls" }) do
       assert.equal("luaopen_lepoll_" .. m .. "\n", exported(BUILD .. "/lepoll/" .. m .. ".so"))
     end
   end)
 
   it("liblepoll.so exports lepoll_openlibs and the luaopen_* alone", function()
     assert.equal("lepoll_openlibs\nluaopen_lepoll_epoll\nluaopen_lepoll_http1\n"
-      .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_resolver\nluaopen_lepoll_tls\n",
+      .. "luaopen_lepoll_io\nluaopen_lepoll_net\nluaopen_lepoll_process\n"
+      .. "luaopen_lepoll_resolver\nluaopen_lepoll_tls\n",
       exported(BUILD .. "/liblepoll.so"))
   end)
 end)
