@@ -51,6 +51,9 @@ local M = {}
 -- the reply instead of a reset.
 local LINGER_TIME <const> = 5
 local LINGER_IDLE <const> = 2
+-- How long a drain waits for the next request on a keep-alive
+-- connection it finds idle (serve).
+local DRAIN_IDLE <const> = 1
 -- An unread body up to this size is read and dropped to keep the
 -- connection; a larger (or chunked) one closes it.
 local DRAIN_MAX <const> = 65536
@@ -274,7 +277,16 @@ function M.serve(c, srv)
       if not srv.sweeper then start_sweeper(srv) end
       st[S_BUF] = (not c[EXTRAS] or set_read_deadline(c, false)) and c:read()
       srv.waiting[c] = nil
-      if not st[S_BUF] then return c:close() end
+      if not st[S_BUF] then
+        -- a drain (shutdown) found it idle: its client may be sending the
+        -- next request right now, and a close would cut that off. The
+        -- request that comes within DRAIN_IDLE is answered (with
+        -- "Connection: close": must_close); then, or without one, it closes.
+        if not srv.loop.in_shutdown or st.drain then return c:close() end
+        st.drain = true
+        st[S_BUF] = set_read_deadline(c, srv.loop.now + DRAIN_IDLE) and c:read()
+        if not st[S_BUF] then return c:close() end
+      end
       st[S_POS] = 1
     end
     st[S_NREQ] = st[S_NREQ] + 1

@@ -7,7 +7,8 @@
 -- Prints "listening on HOST:PORT" (or "listening on PATH") from the master.
 --   /          "worker ID pid PID inode INODE init ID\n": who answered, the
 --              listening socket it accepts on, what its init_worker saw
---   /slow?ms=N the same after N milliseconds
+--   /slow?ms=N "start\n" at once (chunked), then the same after N milliseconds
+--   /spin?ms=N "start\n", then keeps its worker's loop busy for N ms, then who
 --   /env       LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES, LEPOLL_OLD_WORKERS as
 --              this worker sees them ("-" when unset)
 local lepoll = require "lepoll"
@@ -51,7 +52,14 @@ local listen = { port = o.port, path = o.path, name = o.name }
 if o.path then listen.port = nil else listen.host = "127.0.0.1" end
 server = assert(http.listen(listen, function(req, res)
   if req.path == "/slow" then
+    res:write("start\n")  -- the client knows the handler runs
     lepoll.sleep((tonumber(req.query and req.query:match("ms=(%d+)")) or 0) / 1000)
+    return res:finish(who())
+  elseif req.path == "/spin" then
+    -- holds this worker's loop: what comes meanwhile goes to another
+    res:write("start\n")
+    local stop = lepoll.now() + (tonumber(req.query and req.query:match("ms=(%d+)")) or 0) / 1000
+    while lepoll.now() < stop do end
     return res:finish(who())
   elseif req.path == "/env" then
     local parts = {}

@@ -1,0 +1,317 @@
+-- lepoll --workers N: a master, one loop per worker, restarts, drains,
+-- reloads (SIGHUP re-exec), and socket activation by
+-- systemd-socket-activate. The app is spec/support/workers_app.lua, run by
+-- the lepoll program; the clients are python3 (spec/support/workers_client.py),
+-- curl, h2load and systemd-socket-activate: none written here.
+local process = require "support.process"
+local tools = require "support.http_tools"
+
+local sh = process.shquote
+local BUILD = os.getenv("LEPOLL_BUILD") or "build"
+local HOST = BUILD .. "/bin/lepoll"
+local APP = "spec/support/workers_app.lua"
+local CLIENT = "spec/support/workers_client.py"
+
+local started = {}
+after_each(function()
+  for i = #started, 1, -1 do
+    started[i]:close()
+    started[i] = nil
+  end
+end)
+
+-- The master's pid (the command timeout(1) runs).
+local function master_pid(p)
+  local f = assert(io.open(("/proc/%d/task/%d/children"):format(p.pid, p.pid)))
+  local s = f:read("a")
+  f:close()
+  return assert(tonumber(s:match("%d+")), "no master process")
+end
+
+-- Start the app: args before the script (e.g. {"--workers", "2"}), app
+-- options after it; prefix: a command put before the program
+-- (systemd-socket-activate ...), which starts it on the first connection
+-- to activate_port: a client makes it. Returns the Proc, the port, the
+-- master pid.
+local function start(pre, opts, prefix, activate_port)
+  local args = {}
+  for _, a in ipairs(pre or {}) do args[#args + 1] = a end
+  args[#args + 1] = APP
+  for _, a in ipairs(opts or { "port=0" }) do args[#args + 1] = a end
+  -- valgrind 3.19 has no pidfd_open (ENOSYS): under make check-valgrind
+  -- the program runs natively here (the rest of the suite covers its
+  -- code under valgrind)
+  local cmd = process.program(HOST, args, { native = true })
+  if prefix then cmd = prefix .. " " .. cmd end
+  local p = process.spawn(cmd, { limit = 120 })
+  started[#started + 1] = p
+  local first
+  if activate_port then
+    first = tools.spawn("python3 " .. CLIENT .. " activated " .. activate_port, 30)
+  end
+  local line = p:line()
+  local port = tonumber((line or ""):match("^listening on .*:(%d+)$"))
+  assert(port or (line or ""):match("^listening on /"),
+    "expected 'listening on ...', got " .. tostring(line) .. "\n" .. p:stderr())
+  if first then
+    local out = first:wait()
+    first:close()
+    assert(out:match("^reply worker "), "the first connection: " .. out)
+  end
+  return p, port, master_pid(p)
+end
+
+local function curl(url)
+  local out, ok = tools.run("curl -sS --max-time 10 " .. sh(url), 20)
+  assert(ok, "curl " .. url .. ": " .. out)
+  return out
+end
+
+-- "worker ID pid PID inode INODE init ID" -> id, pid, inode, init
+local function who(reply)
+  local id, pid, inode, init = reply:match("worker (%S+) pid (%d+) inode (%S+) init (%S+)")
+  assert(id, "not a worker's reply: " .. reply)
+  return id, tonumber(pid), inode, init
+end
+
+-- Replies from new connections until every one of n workers answered
+-- (bounded): worker id -> { pid =, inode =, init = }.
+local function workers(port, n)
+  local seen, count = {}, 0
+  for _ = 1, 200 do
+    local id, pid, inode, init = who(curl(("http://127.0.0.1:%d/"):format(port)))
+    if not seen[id] then
+      seen[id] = { pid = pid, inode = inode, init = init }
+      count = count + 1
+      if count == n then return seen end
+    end
+  end
+  error("only " .. count .. " of " .. n .. " workers answered")
+end
+
+local function python(args, limit)
+  local out, ok = tools.run("python3 " .. CLIENT .. " " .. args, limit or 60)
+  assert(ok, "workers_client.py " .. args .. ": " .. out)
+  local r = {}
+  for line in out:gmatch("[^\n]+") do
+    local k, v = line:match("^(%S+) (.*)$")
+    if k then r[k] = v end
+  end
+  return r, out
+end
+
+local function alive(pid)
+  local f = io.open(("/proc/%d/stat"):format(pid))
+  if not f then return false end
+  local stat = f:read("a")
+  f:close()
+  return not stat:match("^%d+ %b() Z")  -- a zombie is gone but for its reaping
+end
+
+-- The master's stderr once it has exited (Proc:wait), checked for errors.
+local function finish(p)
+  local _, how, code = p:wait()
+  local err = p:stderr()
+  assert.is_nil(err:find("AddressSanitizer") or err:find("runtime error"), err)
+  return how, code, err
+end
+
+-- While one worker's loop is held by /spin, a new connection goes to
+-- the other: with a shared socket (EPOLLEXCLUSIVE) an idle machine wakes
+-- the same worker each time, so this is how both are seen to serve.
+local function spin(target)
+  local r, out = python("spin " .. sh(target))
+  assert.is_truthy(r.other and r.spinner, out)
+  assert.are_not.equal(r.other, r.spinner, out)
+end
+
+
+describe("lepoll --workers", function()
+  it("serves from N workers, each with its id, its init_worker and a named log", function()
+    local p, port, master = start({ "--workers", "2" })
+    local seen = workers(port, 2)
+    assert.are_not.equal(seen["0"].pid, seen["1"].pid)
+    assert.equal("0", seen["0"].init)
+    assert.equal("1", seen["1"].init)
+    for _, w in pairs(seen) do assert.are_not.equal(master, w.pid) end
+    -- each worker accepts on a socket of its own (SO_REUSEPORT)
+    assert.are_not.equal(seen["0"].inode, seen["1"].inode)
+    assert.equal("LISTEN_FDS=- LISTEN_PID=- LISTEN_FDNAMES=- LEPOLL_OLD_WORKERS=-\n",
+      curl(("http://127.0.0.1:%d/env"):format(port)))
+    p:kill("TERM")
+    local how, code, err = finish(p)
+    assert.equal("exit", how)
+    assert.equal(0, code)
+    assert.truthy(err:find(("lepoll[worker 1, pid %d]: init_worker 1"):format(seen["1"].pid),
+      1, true), err)
+    assert.truthy(err:find(("lepoll[master, pid %d]: worker 0 started"):format(master), 1, true),
+      err)
+  end)
+
+  it("spreads new connections within 20% of an even share", function()
+    local _, port = start({ "--workers", "2" })
+    local _, r = python(("counts %d 2000"):format(port))
+    local a = tonumber(r:match("worker 0 (%d+)"))
+    local b = tonumber(r:match("worker 1 (%d+)"))
+    assert.is_truthy(a and b, r)
+    assert.equal(2000, a + b)
+    assert.is_true(math.abs(a - 1000) <= 200 and math.abs(b - 1000) <= 200, r)
+  end)
+
+  it("replaces a worker killed with SIGKILL within 1 s; only its connections fail", function()
+    local _, port = start({ "--workers", "2" })
+    workers(port, 2)
+    local r, out = python(("kill9 %d"):format(port))
+    assert.equal("3 of 3", r.victim_failed, out)
+    assert.equal("15 of 15", r.survivor_ok, out)
+    local ms = tonumber((r.replacement or ""):match("after_ms (%d+)"))
+    assert.is_truthy(ms, out)
+    assert.is_true(ms < 1000, out)
+  end)
+
+  it("drains on SIGTERM: the request in flight is answered, then the master exits 0", function()
+    local p, port, master = start({ "--workers", "2" })
+    local seen = workers(port, 2)
+    local r, out = python(("drain %d %d"):format(port, master))
+    assert.equal("answered", r.inflight, out)
+    assert.equal("yes", r.closed, out)
+    assert.equal("yes", r.refused, out)
+    local how, code = finish(p)
+    assert.equal("exit", how)
+    assert.equal(0, code)
+    for _, w in pairs(seen) do assert.is_false(alive(w.pid)) end
+  end)
+
+  it("closes everything at a second SIGTERM", function()
+    local p, port, master = start({ "--workers", "2" }, { "port=0", "shutdown_timeout=30" })
+    workers(port, 2)
+    local r, out = python(("immediate %d %d"):format(port, master))
+    assert.equal("cut", r.inflight, out)
+    assert.is_true(tonumber(r.inflight_ms) < 3000, out)
+    local how, code = finish(p)
+    assert.equal("exit", how)
+    assert.equal(0, code)
+  end)
+
+  it("backs off restarting a worker that fails at once (no fork storm)", function()
+    local p = start({ "--workers", "2" }, { "port=0", "fail_worker=1" })
+    -- 0.25 + 0.5 + 1 s of back-off: at most four starts of worker 1 in ~2 s
+    local deadline = os.time() + 10
+    local err
+    repeat
+      err = p:stderr()
+    until select(2, err:gsub("restarting it in", "")) >= 3 or os.time() > deadline
+    local starts = select(2, err:gsub("worker 1 started", ""))
+    assert.truthy(err:find("restarting it in 0.25s", 1, true), err)
+    assert.truthy(err:find("restarting it in 0.5s", 1, true), err)
+    assert.truthy(err:find("restarting it in 1s", 1, true), err)
+    assert.is_true(starts <= 4, err)
+    assert.truthy(err:find("init_worker 1 fails", 1, true), err)
+  end)
+
+  it("reloads on SIGHUP under load: 0 failed requests, same sockets, old workers gone", function()
+    tools.need("h2load")
+    local p, port, master = start({ "--workers", "2" })
+    local before = workers(port, 2)
+    local load = tools.spawn(("h2load --h1 -c 16 -D 3 http://127.0.0.1:%d/"):format(port), 30)
+    -- mid-load: h2load has connected and is sending
+    local deadline = os.time() + 5
+    repeat
+      local f = io.popen(("ss -tnH state established '( dport = :%d )' | wc -l"):format(port))
+      local n = tonumber(f:read("a"))
+      f:close()
+    until n >= 16 or os.time() > deadline
+    assert(os.execute("kill -HUP " .. master))
+    local out = load:wait()
+    load:close()
+    local after = workers(port, 2)
+    local total, succeeded, failed, errored = out:match(
+      "requests: (%d+) total, %d+ started, %d+ done, (%d+) succeeded, (%d+) failed, (%d+) errored")
+    assert.is_truthy(total, out)
+    assert.equal("0", failed, out)
+    assert.equal("0", errored, out)
+    assert.equal(total, succeeded, out)
+    assert.is_true(tonumber(total) > 1000, out)
+    for id, w in pairs(after) do
+      assert.are_not.equal(before[id].pid, w.pid)
+      assert.equal(before[id].inode, w.inode)  -- passed, never re-bound
+    end
+    -- the old workers drain and are reaped
+    deadline = os.time() + 10
+    while (alive(before["0"].pid) or alive(before["1"].pid)) and os.time() < deadline do
+      curl(("http://127.0.0.1:%d/"):format(port))
+    end
+    assert.is_false(alive(before["0"].pid))
+    assert.is_false(alive(before["1"].pid))
+    assert.equal(master, master_pid(p))  -- the same process, re-executed
+    p:kill("TERM")
+    local how, code, err = finish(p)
+    assert.equal(0, code, err)
+    assert.equal("exit", how)
+    assert.truthy(err:find("reload: re-executing with 2 listening sockets", 1, true), err)
+    -- the new workers served before the old were told to drain
+    local s1 = err:find("worker 1 started", err:find("reload: re-executing", 1, true), true)
+    local s2 = err:find("reload: telling old worker", 1, true)
+    assert.is_true(s1 ~= nil and s2 ~= nil and s1 < s2, err)
+  end)
+
+  it("runs from lepoll.workers{} in the script, and in the shared mode", function()
+    local p, port = start(nil, { "port=0", "lua_workers=2", "mode=shared" })
+    spin(tostring(port))
+    p:kill("TERM")
+    local _, code = finish(p)
+    assert.equal(0, code)
+  end)
+
+  it("serves a unix socket from every worker (one shared socket)", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local p = start({ "--workers", "2" }, { "path=" .. path })
+    spin(path)
+    p:kill("TERM")
+    local _, code = finish(p)
+    assert.equal(0, code)
+    assert.is_nil(io.open(path))  -- the master removed it
+  end)
+end)
+
+describe("socket activation", function()
+  -- systemd-socket-activate takes no port 0: a free port from the kernel,
+  -- closed just before; nothing else on this machine binds it meanwhile
+  local function free_port()
+    local net = require "lepoll.net"
+    local fd = assert(net.socket(net.INET, net.STREAM))
+    assert(net.bind(fd, "127.0.0.1", 0))
+    local _, port = net.getsockname(fd)
+    fd:close()
+    return port
+  end
+
+  it("systemd-socket-activate -l 127.0.0.1:PORT lepoll --workers 2 serves; workers see no LISTEN_*",
+    function()
+      tools.need("systemd-socket-activate")
+      local port = free_port()
+      local p, got, master = start({ "--workers", "2" }, { "port=8" },
+        "systemd-socket-activate -l " .. sh("127.0.0.1:" .. port), port)
+      assert.equal(port, got)  -- the inherited socket, not port 8
+      spin(tostring(port))  -- both workers serve the one inherited socket
+      assert.equal("LISTEN_FDS=- LISTEN_PID=- LISTEN_FDNAMES=- LEPOLL_OLD_WORKERS=-\n",
+        curl(("http://127.0.0.1:%d/env"):format(port)))
+      assert.is_true(master > 0)
+      p:kill("TERM")
+      local _, code = finish(p)
+      assert.equal(0, code)
+    end)
+
+  it("matches LISTEN_FDNAMES to a listener's name, without workers", function()
+    tools.need("systemd-socket-activate")
+    local port = free_port()
+    local p, got = start(nil, { "port=0", "name=web" },
+      "systemd-socket-activate --fdname=web -l " .. sh("127.0.0.1:" .. port), port)
+    assert.equal(port, got)
+    assert.equal("0", (who(curl(("http://127.0.0.1:%d/"):format(port)))))
+    p:kill("TERM")
+    local _, code = finish(p)
+    assert.equal(0, code)
+  end)
+end)
