@@ -275,6 +275,39 @@ describe("lepoll --workers", function()
   end)
 end)
 
+describe("lepoll.workers and --workers refuse what they cannot use", function()
+  local function run(args)
+    local out, ok = process.sh(process.program(HOST, args), 30)
+    return out, ok
+  end
+
+  it("names the bad value", function()
+    local out, ok = run({ "--workers", "0", "-e", "print(1)" })
+    assert.is_false(ok)
+    assert.truthy(out:find("'--workers' needs an integer 1..1024 or 'auto', got '0'", 1, true), out)
+    assert.is_nil(out:find("^1\n"))  -- nothing ran
+    out = run({ "-e", "print(pcall(require('lepoll').workers, {count = 0, mode = 'x'}))" })
+    assert.truthy(out:find("bad argument #1 to 'workers' (option '", 1, true), out)
+    out = run({ "-e", "local l = require 'lepoll'; l.listen({port = 0}, print);"
+      .. " print(pcall(l.workers, {count = 2}))" })
+    assert.truthy(out:find("false\tlepoll.workers: must come before lepoll.listen", 1, true), out)
+    out = run({ "--workers=auto", "-e", "local l = require 'lepoll';"
+      .. " print(l.worker_count() >= 1, l.worker_id())" })
+    assert.equal("true\tnil\n", out)
+  end)
+
+  it("refuses connections made before the workers start", function()
+    local out, ok = run({ "--workers", "2", "-e", [[
+      local l = require "lepoll"
+      local s = assert(l.listen({ port = 0 }, function() end))
+      local _, port = s:address()
+      l.spawn(function() l.connect("127.0.0.1", port) end)
+      print(pcall(l.run))]] })
+    assert.is_true(ok, out)
+    assert.truthy(out:find("false\t.*connections made before the workers start"), out)
+  end)
+end)
+
 describe("socket activation", function()
   -- systemd-socket-activate takes no port 0: a free port from the kernel,
   -- closed just before; nothing else on this machine binds it meanwhile

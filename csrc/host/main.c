@@ -261,6 +261,16 @@ static int host_runoptions(lua_State *L, const host_Opts *o) {
  * workers at lepoll.run() (lua/lepoll/_workers.lua). */
 static int host_workers(lua_State *L, const host_Opts *o) {
   int status;
+  char *end;
+  long n = strtol(o->workers, &end, 10);
+  if (strcmp(o->workers, "auto") != 0 &&
+      (end == o->workers || *end != '\0' || n < 1 || n > 1024)) {
+    host_message(o->progname,
+                 lua_pushfstring(L, "'--workers' needs an integer 1..1024 or "
+                                    "'auto', got '%s'", o->workers));
+    lua_pop(L, 1);
+    return LUA_ERRRUN;
+  }
   lua_getglobal(L, "require");
   lua_pushliteral(L, "lepoll._workers");
   status = host_docall(L, 1, 1);
@@ -466,9 +476,9 @@ static int host_main(lua_State *L) {
   lua_gc(L, LUA_GCGEN, 0, 0);
   if (!o->noenv && host_luainit(L, o) != LUA_OK)
     return 0;
-  if (!host_runoptions(L, o))
-    return 0;
   if (o->workers != NULL && host_workers(L, o) != LUA_OK)
+    return 0;
+  if (!host_runoptions(L, o))
     return 0;
   if (o->script > 0 && host_runscript(L, o) != LUA_OK)
     return 0;
