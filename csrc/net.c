@@ -707,11 +707,18 @@ static ssize_t net_rd(int fd, void *buf, size_t len, void *ud) {
   return recvfrom(fd, buf, len, 0, &from->u.sa, &from->len);
 }
 
+/* One recv(2) with flags (MSG_PEEK) for lp_readresult; ud points to them. */
+static ssize_t net_rdflags(int fd, void *buf, size_t len, void *ud) {
+  return recv(fd, buf, len, *(const int *)ud);
+}
+
 /***
  * Receive bytes: one recv(2) of at most max bytes.
  * @function recv
  * @param fd the socket
  * @tparam integer max 1..2^30
+ * @tparam[opt] integer flags `net.PEEK` (MSG_PEEK: the bytes stay queued,
+ *   the next recv returns them again), or 0
  * @treturn[1] string 1..max bytes, or `""` at end of stream (the peer shut
  *   down or closed; on a datagram socket `""` is an empty datagram)
  * @return[2] nil
@@ -722,7 +729,10 @@ static ssize_t net_rd(int fd, void *buf, size_t len, void *ud) {
 static int net_recv(lua_State *L) {
   int fd = lp_checkfd(L, 1);
   size_t max = (size_t)lp_checkrange(L, 2, 1, NET_RECVMAX);
-  return lp_readresult(L, fd, max, net_rd, NULL);
+  int flags = lp_checkflags(L, 3, MSG_PEEK, 0);
+  if (flags == 0)
+    return lp_readresult(L, fd, max, net_rd, NULL);
+  return lp_readresult(L, fd, max, net_rdflags, &flags);
 }
 
 /***
@@ -836,6 +846,12 @@ static const luaL_Reg net_funcs[] = {
  * @field CLOEXEC SOCK_CLOEXEC (always set whether given or not)
  * @field SOMAXCONN the default `listen` backlog (an integer, not a flag)
  */
+
+/***
+ * Flags for `recv`.
+ * @table recv_flags
+ * @field PEEK MSG_PEEK: look at the queued bytes without taking them
+ */
 static const lp_Const net_consts[] = {
   {"INET",      AF_INET},
   {"INET6",     AF_INET6},
@@ -846,6 +862,7 @@ static const lp_Const net_consts[] = {
   {"NONBLOCK",  SOCK_NONBLOCK},
   {"CLOEXEC",   SOCK_CLOEXEC},
   {"SOMAXCONN", SOMAXCONN},
+  {"PEEK",      MSG_PEEK},
   {NULL, 0}
 };
 

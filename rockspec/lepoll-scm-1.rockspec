@@ -33,6 +33,7 @@ build = {
     ["lepoll._log"] = "lua/lepoll/_log.lua",
     ["lepoll._loop"] = "lua/lepoll/_loop.lua",
     ["lepoll._options"] = "lua/lepoll/_options.lua",
+    ["lepoll._proxy"] = "lua/lepoll/_proxy.lua",
     ["lepoll._resolve"] = "lua/lepoll/_resolve.lua",
     ["lepoll._signal"] = "lua/lepoll/_signal.lua",
     ["lepoll._timer"] = "lua/lepoll/_timer.lua",

@@ -71,7 +71,7 @@ after_each(closeall)
 describe("lepoll.net constants", function()
   it("has families, types, flags, SOMAXCONN as distinct integers", function()
     for _, k in ipairs { "INET", "INET6", "UNIX", "STREAM", "DGRAM", "SEQPACKET",
-                         "NONBLOCK", "CLOEXEC", "SOMAXCONN" } do
+                         "NONBLOCK", "CLOEXEC", "SOMAXCONN", "PEEK" } do
       assert.equal("number", math.type(net[k]) and "number", k)
     end
     assert.are_not.equal(net.INET, net.INET6)
@@ -492,6 +492,24 @@ describe("net.send / net.recv", function()
     assert.equal("", net.recv(b, 100))
   end)
 
+  it("recv with net.PEEK leaves the bytes queued for the next recv", function()
+    local a, b = track(net.socketpair(net.UNIX, net.STREAM, net.NONBLOCK))
+    assert.equal(2, net.PEEK)  -- MSG_PEEK, the Linux ABI
+    assert_fail(E.EAGAIN, net.recv(b, 10, net.PEEK))
+    assert.equal(10, net.send(a, "0123456789"))
+    assert.equal("0123", net.recv(b, 4, net.PEEK))
+    assert.equal("0123456789", net.recv(b, 100, net.PEEK))
+    assert.equal("012", net.recv(b, 3, 0))  -- 0: no flags, a plain recv
+    assert.equal("3456789", net.recv(b, 100))
+    a:close()
+    assert.equal("", net.recv(b, 100, net.PEEK))
+    local big = ("p"):rep(40000)  -- past the stack buffer: the luaL_Buffer path
+    local c, d = track(net.socketpair(net.UNIX, net.STREAM, net.NONBLOCK))
+    assert.equal(#big, net.send(c, big))
+    assert.equal(big, net.recv(d, 1 << 20, net.PEEK))
+    assert.equal(big, net.recv(d, 1 << 20))
+  end)
+
   it("recv reads large amounts through the buffer path", function()
     local a, b = track(net.socketpair(net.UNIX, net.STREAM, net.NONBLOCK))
     local data = ("0123456789abcdef"):rep(4096)  -- 64 KiB
@@ -716,6 +734,10 @@ describe("bad arguments", function()
       { "listen closed", function() return net.listen(closed) end, "closed lepoll.Fd" },
       { "accept huge", function() return net.accept(huge) end, "#1.-range" },
       { "accept flags", function() return net.accept(s, 4) end, "#2.-unknown flag" },
+      { "recv flags", function() return net.recv(s, 1, net.PEEK | 1) end, "#3.-unknown flag" },
+      { "recv flags str", function() return net.recv(s, 1, "peek") end,
+        "#3.-integer expected" },
+      { "recv flags -1", function() return net.recv(s, 1, -1) end, "#3.-range" },
       { "accept table", function() return net.accept({}) end, "#1.-fd expected" },
       { "connect bad host", function() return net.connect(s, "localhost.", 1) end,
         "#2.-not a numeric" },

@@ -1129,16 +1129,32 @@ end
 -- Information and options ----------------------------------------------------
 
 --- The peer's address: host, port (or the unix path; "" for an unbound
--- unix client). An outbound connection remembers it from connect; an
--- accepted one asks the kernel (getpeername(2)) on each call, so
+-- unix client); behind a PROXY header, the client it named
+-- (lepoll._proxy keeps it, with the proxy's address, for proxied()). An
+-- outbound connection remembers it from connect; an accepted one asks
+-- the kernel (getpeername(2)) on each call, so
 -- connections that never ask pay nothing (no memory per connection), and
 -- gets nil, message, errno once the peer has gone (ENOTCONN).
 function Conn:peer()
+  local p = self._proxy  -- the client a PROXY header named (lepoll._proxy)
+  if p then return p[1], p[2] or nil end
   local x = self[EXTRAS]
   local r = x and x.rare
   if r and r.peer_host then return r.peer_host, r.peer_port or nil end
   if self[STATE] == CLOSED then return nil, "closed" end
   return net.getpeername(self[FD])
+end
+
+--- On a connection whose listener reads PROXY headers and whose header
+-- named a client (command PROXY; not LOCAL, UNKNOWN or AF_UNSPEC): the
+-- proxy's address (the socket's real peer: host, port, or the unix
+-- path) and the header's facts {version = 1 | 2, command = "PROXY",
+-- family = "inet" | "inet6" | "unix", dst_host, dst_port, tlvs = {[type]
+-- = value}}. nil on any other connection.
+function Conn:proxied()
+  local p = self._proxy
+  if not p then return nil end
+  return p[3] or nil, p[4] or nil, p[5]
 end
 
 --- The local address: host, port (or the unix path).

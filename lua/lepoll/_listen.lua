@@ -191,7 +191,14 @@ function M.listen(loop, opts, handler)
   if type(handler) ~= "function" then
     error("bad argument #2 to 'listen' (function expected, got " .. type(handler) .. ")", 2)
   end
+  if o.trusted and not o.proxy_protocol then
+    bad("option 'trusted' needs option 'proxy_protocol'")
+  end
   if o.tls then handler = M.tls_handler(o.tls, o.handshake_timeout, handler) end
+  -- the PROXY header comes before everything, a TLS handshake included
+  if o.proxy_protocol then
+    handler = require("lepoll._proxy").handler(o, handler, path ~= nil)
+  end
   local s = setmetatable({ loop = loop, handler = handler, path = path,
     batch = o.accept_batch, backoff = o.accept_backoff, nodelay = o.nodelay,
     closed = false, paused = false, pauses = 0, paused_since = 0,
@@ -212,6 +219,10 @@ function M.listen(loop, opts, handler)
   end
   s.cfg = connm.config(loop, o, s, path ~= nil)
   if o.tls then require("lepoll._tls").config(s.cfg) end
+  if o.proxy_protocol then
+    local stats = s.cfg.stats
+    stats.proxy_failures, stats.proxy_untrusted, stats.proxy_reasons = 0, 0, {}
+  end
   s.reg = {}
   -- a master binds, its workers watch (Server:_assign after fork)
   if role.role ~= "master" then
@@ -314,7 +325,9 @@ function Server:address()
 end
 
 --- Counters: {accepted = total accepted, active = open connections,
--- max_queued = the most output ever queued on one connection}. Live table.
+-- max_queued = the most output ever queued on one connection; with TLS
+-- tls_failures; with proxy_protocol proxy_failures, proxy_untrusted and
+-- proxy_reasons = {reason -> count}}. Live table.
 function Server:stats()
   return self.cfg.stats
 end

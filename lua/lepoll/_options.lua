@@ -101,6 +101,17 @@ local function tls_client(v)
   return nil, "true, a TLS context or a table"
 end
 
+-- PROXY protocol settings (lepoll._proxy checks a trusted list's
+-- entries; it is loaded only for a listener that is given one).
+local function proxy_mode(v)
+  if v == "v1" or v == "v2" or v == "any" then return v end
+  return nil, "'v1', 'v2' or 'any'"
+end
+
+local function trusted(v)
+  return require("lepoll._proxy").check_trusted(v)
+end
+
 -- name -> { check, default }; a default of nil means "not given".
 local CONN = {
   hwm = { positive_int, 65536 },          -- write buffer high-water mark, bytes
@@ -140,6 +151,9 @@ M.kinds = {
     name = { fdname, nil },                 -- matches LISTEN_FDNAMES (_activation.lua)
     tls = { tls_context, nil },             -- serve TLS with this context
     handshake_timeout = { positive, 10 },   -- seconds for a TLS handshake
+    proxy_protocol = { proxy_mode, nil },   -- read a PROXY header first (off: nil)
+    proxy_timeout = { positive, 3 },        -- seconds for the header, from accept
+    trusted = { trusted, nil },             -- who may send one (CIDRs); nil: anyone
   }),
   connect = with_conn({
     timeout = { positive, nil },
