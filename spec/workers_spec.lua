@@ -182,6 +182,60 @@ describe("lepoll --workers", function()
     for _, w in pairs(seen) do assert.is_false(alive(w.pid)) end
   end)
 
+  it("drains once when SIGINT reaches the whole process group (Ctrl-C)", function()
+    local p, port, master = start({ "--workers", "2" })
+    local r, out = python(("group %d %d"):format(port, master))
+    assert.equal("answered", r.inflight, out)
+    local how, code, err = finish(p)
+    assert.equal("exit", how)
+    assert.equal(0, code, err)
+    assert.is_nil(err:find("killed by signal"), err)
+  end)
+
+  it("lets a reload's old workers finish their drain when SIGTERM comes", function()
+    local p, port, master = start({ "--workers", "2" })
+    local r, out = python(("reload_term %d %d"):format(port, master))
+    assert.equal("2", r.new_workers, out)
+    assert.equal("answered", r.inflight, out)
+    local _, code, err = finish(p)
+    assert.equal(0, code, err)
+  end)
+
+  it("moves a listener whose address changed at a reload, and refuses the old one", function()
+    local file = os.tmpname()
+    local function write(v)
+      local f = assert(io.open(file, "w"))
+      f:write(v)
+      f:close()
+    end
+    write("0")
+    local p, port, master = start({ "--workers", "2" }, { "port_file=" .. file })
+    workers(port, 2)
+    local net = require "lepoll.net"
+    local probe = assert(net.socket(net.INET, net.STREAM))
+    assert(net.bind(probe, "127.0.0.1", 0))
+    local _, port2 = net.getsockname(probe)
+    probe:close()
+    write(tostring(port2))
+    assert(os.execute("kill -HUP " .. master))
+    assert.equal(("listening on 127.0.0.1:%d"):format(port2), p:line())
+    workers(port2, 2)
+    -- the old port: refused once the old workers have drained
+    local deadline = os.time() + 10
+    local function refused()
+      local _, ok = tools.run(("curl -sS --max-time 2 http://127.0.0.1:%d/"):format(port), 10)
+      return not ok
+    end
+    local was_refused
+    repeat was_refused = refused() until was_refused or os.time() > deadline
+    os.remove(file)
+    assert.is_true(was_refused)
+    p:kill("TERM")
+    local _, code, err = finish(p)
+    assert.equal(0, code, err)
+    assert.truthy(err:find("no listener takes 127.0.0.1:" .. port, 1, true), err)
+  end)
+
   it("closes everything at a second SIGTERM", function()
     local p, port, master = start({ "--workers", "2" }, { "port=0", "shutdown_timeout=30" })
     workers(port, 2)

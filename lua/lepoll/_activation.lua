@@ -55,6 +55,9 @@ local function take()
     process.setenv(var, nil)
   end
   if old then
+    -- a workers master re-executed itself (SIGHUP): its sockets carry
+    -- the names of its listeners (_workers.lua)
+    M.reexec = true
     for p in old:gmatch("%d+") do M.old_workers[#M.old_workers + 1] = tonumber(p) end
   end
   if not n or n < 1 or n > MAX_FDS or n ~= n // 1 then
@@ -92,10 +95,13 @@ local function same_address(s, host, port, path)
 end
 
 --- The inherited sockets for a listen call (o: its options; host, port
--- or path: its address), claimed: those named o.name; else those bound
--- to the address; else the first unclaimed one in order with its
--- siblings (bound to its address). nil when none is left.
-function M.claim(o, host, port, path)
+-- or path: its address; serial: its place among the listen calls),
+-- claimed: those named o.name; else those bound to the address; else the
+-- first unclaimed one in order with its siblings (bound to its address).
+-- After a reload only a socket of the same listener (by name: o.name or
+-- "lepoll.SERIAL") still bound where the call asks is taken: a listener
+-- whose address changed gets a new socket. nil when none is left.
+function M.claim(o, host, port, path, serial)
   local out = {}
   local function grab(match)
     for _, s in ipairs(inherited) do
@@ -105,7 +111,14 @@ function M.claim(o, host, port, path)
       end
     end
   end
-  if o.name then
+  if M.reexec then
+    local key = o.name or ("lepoll." .. serial)
+    grab(function(s)
+      if s.name ~= key then return false end
+      if path then return s.path == path end
+      return s.host == host and (port == 0 or s.port == port)
+    end)
+  elseif o.name then
     grab(function(s) return s.name == o.name end)
   else
     grab(function(s) return same_address(s, host, port, path) end)

@@ -208,7 +208,7 @@ function M.listen(loop, opts, handler)
   }, Server)
   loop.servers_made = s.serial
   local family = path and net.UNIX or (host:find(":", 1, true) and net.INET6) or net.INET
-  local socks, inherited, en = M.sockets(o, family, host, port, path, bad)
+  local socks, inherited, en = M.sockets(o, family, host, port, path, bad, s.serial)
   if not socks then return nil, inherited, en end
   s.socks, s.fd, s.inherited = socks, socks[1], inherited
   if not path then
@@ -289,8 +289,8 @@ end
 -- or in a workers master one per worker, bound with SO_REUSEPORT to one
 -- address (a unix path, or the "shared" mode: one socket all share).
 -- Returns the array and whether it was inherited, or nil, message, errno.
-function M.sockets(o, family, host, port, path, bad)
-  local got = activation.claim(o, host, port, path)
+function M.sockets(o, family, host, port, path, bad, serial)
+  local got = activation.claim(o, host, port, path, serial)
   if got then
     local socks = {}
     for i, g in ipairs(got) do socks[i] = g.fd end

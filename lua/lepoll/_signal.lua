@@ -36,14 +36,14 @@ end
 -- a handler may sleep or do I/O).
 local function on_sigfd(loop)
   while loop.signalfd do
-    local signo = signalfd_read(loop.signalfd)
+    local signo, sender = signalfd_read(loop.signalfd)
     if not signo then return end
     local list = loop.signal_handlers[signo]
     if list then
       local snapshot = table.move(list, 1, #list, 1, {})
       for i = 1, #snapshot do
         local h = snapshot[i]
-        if not h.dead then connm.start(loop, { false }, h.fn, signo) end
+        if not h.dead then connm.start(loop, { false }, h.fn, signo, sender) end
       end
     end
   end
@@ -79,7 +79,8 @@ end
 
 M.rebuild = rebuild  -- a forked worker's loop makes its own (_loop.lua)
 
---- Call fn(signo) in a new coroutine whenever the signal arrives. The
+--- Call fn(signo, sender_pid) in a new coroutine whenever the signal
+-- arrives (sender_pid: who sent it, 0 for the kernel or a terminal). The
 -- signal is blocked and read from a signalfd (so it works with any
 -- number of loops' hosts, but each signal belongs to one loop). Returns a
 -- handle with :cancel().

@@ -225,8 +225,20 @@ function Master:become_worker(id, ready_w)
     lio.ignore_signal("HUP")
     lio.sigmask("unblock", { "HUP" })
   end
-  app.handle_signals = true
   app:_reinit()
+  -- TERM and INT: the first, from anyone (the master, a terminal's
+  -- process group, systemd's control group), starts the drain; only the
+  -- master's second closes everything at once. So a Ctrl-C that reaches
+  -- the whole group, passed on by the master, is still one drain.
+  app.handle_signals = false
+  local from_master, master = 0, self.pid
+  local function on_term(_, sender)
+    if sender == master then from_master = from_master + 1 end
+    if not app.in_shutdown or from_master >= 2 then app:shutdown() end
+  end
+  for _, sig in ipairs({ "TERM", "INT" }) do
+    if not app.signal_handlers[lio.signals[sig]] then assert(app:on_signal(sig, on_term)) end
+  end
   for _, s in ipairs(servers_in_order(app)) do
     local ok, err = s:_assign(id, role.count)
     if not ok then
@@ -301,7 +313,13 @@ function Master:stop()
       if w.timer then w.timer:cancel() w.timer = false end
     end
     self.due = {}
-    self.signal_all(self, SIGTERM)
+    -- an earlier image's workers already drain (told once the new ones
+    -- served): another TERM from here would be their second, "close now"
+    self:each_process(function(w)
+      if w.old and self.old_told then return end
+      local ok, err = process.send_signal(w.pidfd, SIGTERM)
+      if not ok then log(("signal %d to pid %d: %s"):format(SIGTERM, w.pid, err)) end
+    end)
     self.sup:after(self.app.shutdown_timeout + KILL_GRACE, function()
       if self:live() > 0 then
         log("workers still running after the drain; killing them")
@@ -348,7 +366,7 @@ function Master:reload()
   for _, s in ipairs(servers_in_order(self.app)) do
     for _, fd in ipairs(s.socks) do
       fds[#fds + 1] = fd
-      names[#names + 1] = s.fdname or "unknown"
+      names[#names + 1] = s.fdname or ("lepoll." .. s.serial)
     end
   end
   local pids = {}
@@ -383,8 +401,18 @@ function M.supervise(app)
   end
   role.pid = lio.getpid()
   for _, s in ipairs(activation.unclaimed()) do
-    log(("LISTEN_FDS: socket %s (%s) matched no listen(); left open, unused"):format(
-      s.path or ("%s:%s"):format(s.host, s.port), s.name))
+    local where = s.path or ("%s:%s"):format(s.host, s.port)
+    if activation.reexec then
+      -- this image listens elsewhere now: a socket nobody accepts on would
+      -- hold its connections forever; closed, they are refused (once the
+      -- old workers, which still accept on it, have drained)
+      log(("reload: no listener takes %s (%s) any more; closing it"):format(where, s.name))
+      s.fd:close()
+      s.claimed = true
+    else
+      log(("LISTEN_FDS: socket %s (%s) matched no listen(); left open, unused"):format(
+        where, s.name))
+    end
   end
   local sup = loopm.new({ signals = false })
   local m = setmetatable({ app = app, sup = sup, pid = role.pid, slots = {}, old = {},

@@ -3,7 +3,8 @@
 -- Options: port=N (0: a free one), path=/unix/socket, mode=reuseport|shared,
 -- lua_workers=N (lepoll.workers{count = N} from the script instead of the
 -- command line), fail_worker=ID (that worker's init_worker raises),
--- shutdown_timeout=S, name=NAME (the listener's LISTEN_FDNAMES name).
+-- shutdown_timeout=S, name=NAME (the listener's LISTEN_FDNAMES name),
+-- port_file=FILE (the port, read from FILE at each start).
 -- Prints "listening on HOST:PORT" (or "listening on PATH") from the master.
 --   /          "worker ID pid PID inode INODE init ID\n": who answered, the
 --              listening socket it accepts on, what its init_worker saw
@@ -48,6 +49,11 @@ local function who()
     lio.getpid(), inode(), init_id)
 end
 
+if o.port_file then  -- the port, read at each start: a reload may change it
+  local f = assert(io.open(o.port_file))
+  o.port = math.tointeger(tonumber(f:read("a")))
+  f:close()
+end
 local listen = { port = o.port, path = o.path, name = o.name }
 if o.path then listen.port = nil else listen.host = "127.0.0.1" end
 server = assert(http.listen(listen, function(req, res)

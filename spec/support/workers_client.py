@@ -148,11 +148,17 @@ def kill9(port):
         print("replacement", new_pid, "after_ms", int((time.monotonic() - killed_at) * 1000))
 
 
-def drain(port, master, twice):
+def drain(port, master, twice, group=False):
     c = KeepAlive(port)
+    _, worker = who(c.request())
     c.s.sendall(b"GET /slow?ms=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (5000 if twice else 600))
     read_until(c, b"start\n")
-    os.kill(master, signal.SIGTERM)
+    if group:
+        # a terminal's Ctrl-C: SIGINT to every process of the group
+        os.kill(worker, signal.SIGINT)
+        os.kill(master, signal.SIGINT)
+    else:
+        os.kill(master, signal.SIGTERM)
     if twice:
         # the first was read (the sockets are closed) before the second
         # goes: two pending TERMs would be one
@@ -188,6 +194,30 @@ def drain(port, master, twice):
             refused = "yes"
             break
     print("refused", refused)
+
+
+def reload_term(port, master):
+    """SIGTERM while a reload's old workers drain: a request in flight on
+    an old worker is still answered."""
+    old = set()
+    for _ in range(200):
+        old.add(who(get(port))[1])
+        if len(old) == 2:
+            break
+    c = KeepAlive(port)
+    c.s.sendall(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    read_until(c, b"start\n")
+    os.kill(master, signal.SIGHUP)
+    new = set()
+    deadline = time.monotonic() + 10
+    while len(new) < 2 and time.monotonic() < deadline:
+        _, pid = who(get(port))
+        if pid not in old:
+            new.add(pid)
+    print("new_workers", len(new))
+    os.kill(master, signal.SIGTERM)
+    done = read_until(c, b"\r\n0\r\n\r\n")
+    print("inflight", "answered" if done else "cut")
 
 
 def connect(target):
@@ -247,6 +277,10 @@ def main():
         drain(port, int(sys.argv[3]), False)
     elif mode == "immediate":
         drain(port, int(sys.argv[3]), True)
+    elif mode == "group":
+        drain(port, int(sys.argv[3]), False, True)
+    elif mode == "reload_term":
+        reload_term(port, int(sys.argv[3]))
     sys.stdout.flush()
 
 
