@@ -309,6 +309,20 @@ describe("lepoll --workers", function()
     assert.is_true(s1 ~= nil and s2 ~= nil and s1 < s2, err)
   end)
 
+  it("a second SIGHUP while old workers drain leaves their requests in flight alone", function()
+    -- the second image must not tell a worker the first already told to
+    -- drain: a second TERM closes every connection at once
+    local p, port, master = start({ "--workers", "2" }, { "port=0", "shutdown_timeout=30" })
+    local r, out = python(("rehup %d %d"):format(port, master))
+    assert.equal("drained", r.first_reload, out)
+    assert.equal("answered", r.inflight, out)
+    p:kill("TERM")
+    local how, code, err = finish(p)
+    assert.equal("exit", how)
+    assert.equal(0, code, err)
+    assert.equal(2, select(2, err:gsub("reload: re%-executing", "")), err)
+  end)
+
   it("runs from lepoll.workers{} in the script, and in the shared mode", function()
     local p, port = start(nil, { "port=0", "lua_workers=2", "mode=shared" })
     spin(tostring(port))

@@ -20,8 +20,9 @@ local MAX_FDS <const> = 4096
 -- The inherited sockets: { fd = Fd, name = "...", host =, port = | path = }.
 local inherited = {}
 M.inherited = inherited
--- The workers of the image that re-executed into this one (SIGHUP): they
--- serve until this image's workers do (_workers.lua).
+-- The workers of the image that re-executed into this one (SIGHUP):
+-- {pid =, draining = told to drain already}; they serve until this
+-- image's workers do (_workers.lua).
 M.old_workers = {}
 
 local function split(s, sep)
@@ -58,7 +59,10 @@ local function take()
     -- a workers master re-executed itself (SIGHUP): its sockets carry
     -- the names of its listeners (_workers.lua)
     M.reexec = true
-    for p in old:gmatch("%d+") do M.old_workers[#M.old_workers + 1] = tonumber(p) end
+    -- "PID" or "PID:draining" (told to drain by an earlier image)
+    for p, d in old:gmatch("(%d+)(:?%a*)") do
+      M.old_workers[#M.old_workers + 1] = { pid = tonumber(p), draining = d == ":draining" }
+    end
   end
   if not n or n < 1 or n > MAX_FDS or n ~= n // 1 then
     if n ~= 0 then logm.log("LISTEN_FDS: " .. tostring(os.getenv("LISTEN_FDS")) .. " ignored") end

@@ -120,8 +120,9 @@ function Master:each_process(fn)
   for _, w in pairs(self.old) do fn(w) end
 end
 
-function Master:signal_all(signo)
+function Master:signal_all(signo, skip_draining)
   self:each_process(function(w)
+    if skip_draining and w.draining then return end
     local ok, err = process.send_signal(w.pidfd, signo)
     if not ok then log(("signal %d to pid %d: %s"):format(signo, w.pid, err)) end
   end)
@@ -185,9 +186,14 @@ function Master:readied(w)
     for _, s in pairs(self.slots) do if not s.ready then return end end
     self.old_told = true
     for _, o in pairs(self.old) do
-      log(("reload: telling old worker pid %d to drain"):format(o.pid))
-      local ok, err = process.send_signal(o.pidfd, SIGTERM)
-      if not ok then log(("signal old worker pid %d: %s"):format(o.pid, err)) end
+      -- one an earlier reload told drains already: a second TERM would
+      -- close its connections at once
+      if not o.draining then
+        o.draining = true
+        log(("reload: telling old worker pid %d to drain"):format(o.pid))
+        local ok, err = process.send_signal(o.pidfd, SIGTERM)
+        if not ok then log(("signal old worker pid %d: %s"):format(o.pid, err)) end
+      end
     end
   end
 end
@@ -313,13 +319,8 @@ function Master:stop()
       if w.timer then w.timer:cancel() w.timer = false end
     end
     self.due = {}
-    -- an earlier image's workers already drain (told once the new ones
-    -- served): another TERM from here would be their second, "close now"
-    self:each_process(function(w)
-      if w.old and self.old_told then return end
-      local ok, err = process.send_signal(w.pidfd, SIGTERM)
-      if not ok then log(("signal %d to pid %d: %s"):format(SIGTERM, w.pid, err)) end
-    end)
+    -- old workers a reload told to drain do so already
+    self:signal_all(SIGTERM, true)
     self.sup:after(self.app.shutdown_timeout + KILL_GRACE, function()
       if self:live() > 0 then
         log("workers still running after the drain; killing them")
@@ -370,7 +371,9 @@ function Master:reload()
     end
   end
   local pids = {}
-  self:each_process(function(w) pids[#pids + 1] = tostring(w.pid) end)
+  self:each_process(function(w)
+    pids[#pids + 1] = tostring(w.pid) .. (w.draining and ":draining" or "")
+  end)
   local env = {}
   for _, kv in ipairs(process.environ()) do
     local k = kv:match("^([^=]*)=")
@@ -422,8 +425,9 @@ function M.supervise(app)
       ready_fd = false, ready_watch = false, started = 0, backoff = false, timer = false }
     m.due[#m.due + 1] = id
   end
-  for _, pid in ipairs(activation.old_workers) do
-    local w = { pid = pid, old = true }
+  for _, o in ipairs(activation.old_workers) do
+    local pid = o.pid
+    local w = { pid = pid, old = true, draining = o.draining }
     -- only our own children: waitid tells (ECHILD for anyone else's)
     if m:watch_process(w) and process.waitid(w.pidfd) == false then
       m.old[pid] = w

@@ -6,6 +6,8 @@ under lepoll --workers N. Every wait is bounded; results are printed as
   workers_client.py kill9 PORT              kill -9 one worker during a client loop
   workers_client.py drain PORT MASTER       a request in flight across SIGTERM
   workers_client.py immediate PORT MASTER   the same with a second SIGTERM
+  workers_client.py rehup PORT MASTER       a request in flight on an old
+                                            worker across two SIGHUPs
 """
 import os
 import signal
@@ -220,6 +222,40 @@ def reload_term(port, master):
     print("inflight", "answered" if done else "cut")
 
 
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def rehup(port, master):
+    # both first-generation workers, by pid
+    pids = set()
+    deadline = time.monotonic() + 10
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids.add(who(get(port))[1])
+    c = KeepAlive(port)
+    c.s.sendall(b"GET /slow?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    read_until(c, b"start\n")
+    os.kill(master, signal.SIGHUP)
+    # the first reload told its old workers to drain once the one that
+    # does not hold c (nothing to drain) is gone
+    deadline = time.monotonic() + 20
+    while not any(gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("first_reload", "drained" if any(gone(p) for p in pids) else "no")
+    os.kill(master, signal.SIGHUP)
+    start = time.monotonic()
+    try:
+        done = read_until(c, b"\r\n0\r\n\r\n", 20)
+        print("inflight", "answered" if done else "cut")
+    except OSError as e:
+        print("inflight", "error", e.errno)
+    print("inflight_ms", int((time.monotonic() - start) * 1000))
+
+
 def connect(target):
     if target.startswith("/"):
         s = socket.socket(socket.AF_UNIX)
@@ -281,6 +317,8 @@ def main():
         drain(port, int(sys.argv[3]), False, True)
     elif mode == "reload_term":
         reload_term(port, int(sys.argv[3]))
+    elif mode == "rehup":
+        rehup(port, int(sys.argv[3]))
     sys.stdout.flush()
 
 
