@@ -108,6 +108,15 @@ local function alive(pid)
   return not stat:match("^%d+ %b() Z")  -- a zombie is gone but for its reaping
 end
 
+-- The master's stderr once it says what (a plain string), within 20 s.
+local function wait_log(p, what)
+  local deadline = os.time() + 20
+  while true do
+    local err = p:stderr()
+    if err:find(what, 1, true) or os.time() > deadline then return err end
+  end
+end
+
 -- The master's stderr once it has exited (Proc:wait), checked for errors.
 local function finish(p)
   local _, how, code = p:wait()
@@ -218,6 +227,8 @@ describe("lepoll --workers", function()
     probe:close()
     write(tostring(port2))
     assert(os.execute("kill -HUP " .. master))
+    -- the reload's trial prints it, then the new image
+    assert.equal(("listening on 127.0.0.1:%d"):format(port2), p:line())
     assert.equal(("listening on 127.0.0.1:%d"):format(port2), p:line())
     workers(port2, 2)
     -- the old port: refused once the old workers have drained
@@ -234,6 +245,33 @@ describe("lepoll --workers", function()
     local _, code, err = finish(p)
     assert.equal(0, code, err)
     assert.truthy(err:find("no listener takes 127.0.0.1:" .. port, 1, true), err)
+  end)
+
+  it("refuses a reload whose script fails while it loads, and serves on", function()
+    local file = os.tmpname()
+    os.remove(file)
+    local p, port, master = start({ "--workers", "2" }, { "port=0", "fail_file=" .. file })
+    local before = workers(port, 2)
+    local f = assert(io.open(file, "w"))
+    f:close()
+    assert(os.execute("kill -HUP " .. master))
+    local err = wait_log(p, "reload refused")
+    assert.truthy(err:find("reload refused: the new image exited with status 1", 1, true), err)
+    local now = workers(port, 2)
+    assert.equal(before["0"].pid, now["0"].pid)
+    assert.equal(before["1"].pid, now["1"].pid)
+    os.remove(file)
+    assert(os.execute("kill -HUP " .. master))
+    local deadline = os.time() + 20
+    local moved
+    repeat
+      local id, pid = who(curl(("http://127.0.0.1:%d/"):format(port)))
+      moved = pid ~= before[id].pid
+    until moved or os.time() > deadline
+    assert.is_true(moved)
+    p:kill("TERM")
+    local _, code = finish(p)
+    assert.equal(0, code)
   end)
 
   it("closes everything at a second SIGTERM", function()
@@ -334,7 +372,11 @@ describe("lepoll --workers", function()
   it("serves a unix socket from every worker (one shared socket)", function()
     local path = os.tmpname()
     os.remove(path)
-    local p = start({ "--workers", "2" }, { "path=" .. path })
+    local p, _, master = start({ "--workers", "2" }, { "path=" .. path })
+    spin(path)
+    -- a reload passes the socket on, and with it the duty to remove it
+    assert(os.execute("kill -HUP " .. master))
+    wait_log(p, "telling old worker")
     spin(path)
     p:kill("TERM")
     local _, code = finish(p)

@@ -51,10 +51,15 @@ local function take()
   if not pid or pid ~= lio.getpid() then return end
   local names = os.getenv("LISTEN_FDNAMES")
   local old = os.getenv("LEPOLL_OLD_WORKERS")
+  local owned = os.getenv("LEPOLL_OWNED")
+  M.check = os.getenv("LEPOLL_CHECK") == "1"
   local process = require "lepoll.process"
-  for _, var in ipairs({ "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LEPOLL_OLD_WORKERS" }) do
+  for _, var in ipairs({ "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LEPOLL_OLD_WORKERS",
+    "LEPOLL_OWNED", "LEPOLL_CHECK" }) do
     process.setenv(var, nil)
   end
+  local mine = {}
+  for i in (owned or ""):gmatch("%d+") do mine[tonumber(i) + 1] = true end
   if old then
     -- a workers master re-executed itself (SIGHUP): its sockets carry
     -- the names of its listeners (_workers.lua)
@@ -81,10 +86,11 @@ local function take()
       if name == nil or name == "" then name = "unknown" end
       local host, port = describe(fd)
       if not host then
-        logm.log(("LISTEN_FDS: fd %d (%s): %s; left unused"):format(raw, name, port))
-        inherited[#inherited + 1] = { fd = fd, name = name, bad = true, claimed = true }
+        logm.log(("LISTEN_FDS: fd %d (%s): %s; closed"):format(raw, name, port))
+        fd:close()
       else
-        local s = { fd = fd, name = name, claimed = false }
+        -- owned: a unix path the image before this one made (a reload)
+        local s = { fd = fd, name = name, claimed = false, owned = mine[i + 1] or false }
         if port then s.host, s.port = host, port else s.path = host end
         assert(lio.set_nonblocking(fd, true))
         inherited[#inherited + 1] = s

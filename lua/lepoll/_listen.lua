@@ -208,14 +208,14 @@ function M.listen(loop, opts, handler)
   }, Server)
   loop.servers_made = s.serial
   local family = path and net.UNIX or (host:find(":", 1, true) and net.INET6) or net.INET
-  local socks, inherited, en = M.sockets(o, family, host, port, path, bad, s.serial)
+  local socks, inherited, en, owned = M.sockets(o, family, host, port, path, bad, s.serial)
   if not socks then return nil, inherited, en end
   s.socks, s.fd, s.inherited = socks, socks[1], inherited
   if not path then
     local h, p = net.getsockname(socks[1])
     if h then s.name = display(h, p) end
-  elseif inherited then
-    s.path = false  -- not ours to remove
+  elseif inherited and not owned then
+    s.path = false  -- not ours to remove (systemd's)
   end
   s.cfg = connm.config(loop, o, s, path ~= nil)
   if o.tls then require("lepoll._tls").config(s.cfg) end
@@ -288,13 +288,18 @@ end
 -- inherited for it (LISTEN_FDS: _activation.lua), else new ones - one,
 -- or in a workers master one per worker, bound with SO_REUSEPORT to one
 -- address (a unix path, or the "shared" mode: one socket all share).
--- Returns the array and whether it was inherited, or nil, message, errno.
+-- Returns the array, whether it was inherited, nil, and whether an
+-- earlier image of this process made them (a reload); or nil, message,
+-- errno.
 function M.sockets(o, family, host, port, path, bad, serial)
   local got = activation.claim(o, host, port, path, serial)
   if got then
-    local socks = {}
-    for i, g in ipairs(got) do socks[i] = g.fd end
-    return socks, true
+    local socks, owned = {}, true
+    for i, g in ipairs(got) do
+      socks[i] = g.fd
+      owned = owned and g.owned
+    end
+    return socks, true, nil, owned
   end
   local count = 1
   if role.role == "master" and role.mode == "reuseport" and not path then

@@ -267,6 +267,10 @@ end
 function Loop:run()
   self:_check_open("run")
   if self.running then error("loop is already running", 2) end
+  if require("lepoll._activation").check then
+    -- a reload's trial (_workers.lua): the script got this far
+    os.exit(0, false)
+  end
   if role.role == "master" then
     -- true: the master's supervision ended; false: this is a worker now
     if require("lepoll._workers").supervise(self) then return true end

@@ -202,9 +202,14 @@ end
 -- its pidfd and watch. true, or nil and why not.
 function Master:watch_process(w)
   local pidfd, err = lio.pidfd_open(w.pid)
-  if not pidfd then return nil, err end
-  w.pidfd = pidfd
-  w.watch = assert(self.sup:watch(pidfd, "r", function() self:reaped(w) end))
+  if not pidfd then return nil, "pidfd_open: " .. tostring(err) end
+  local watch
+  watch, err = self.sup:watch(pidfd, "r", function() self:reaped(w) end)
+  if not watch then
+    pidfd:close()
+    return nil, "watch: " .. tostring(err)
+  end
+  w.pidfd, w.watch = pidfd, watch
   return true
 end
 
@@ -294,14 +299,26 @@ function Master:spawn(id)
   w.pid, w.started, w.ready = pid, self.sup.now, false
   local ok, perr = self:watch_process(w)
   if not ok then
-    -- no pidfd (ENOMEM, EMFILE): nothing could reap or restart it
-    log(("worker %d (pid %d): pidfd_open: %s; killing it"):format(id, pid, perr))
+    -- no pidfd or no watch (EMFILE, ENOMEM): nothing could reap or
+    -- restart it; it goes (a zombie until the master exits), and the slot
+    -- is tried again
+    log(("worker %d (pid %d): %s; killing it, trying again in 1s"):format(id, pid, perr))
     process.kill(pid, SIGKILL)
+    rfd:close()
     w.pid = false
+    w.timer = self.sup:after(1, function() self.due[#self.due + 1] = id end)
     return false
   end
   w.ready_fd = rfd
-  w.ready_watch = assert(self.sup:watch(rfd, "r", function() self:readied(w) end))
+  local werr
+  w.ready_watch, werr = self.sup:watch(rfd, "r", function() self:readied(w) end)
+  if not w.ready_watch then
+    -- it serves, but cannot say so: a reload waiting for it would wait on
+    log(("worker %d (pid %d): watch: %s; its readiness is taken for granted"):format(id, pid,
+      tostring(werr)))
+    rfd:close()
+    w.ready_fd, w.ready_watch, w.ready = false, false, true
+  end
   log(("worker %d started, pid %d"):format(id, pid))
   return false
 end
@@ -344,12 +361,36 @@ local function cmdline()
   return #argv > 0 and argv or nil
 end
 
+-- The environment of a new image: this one's, less what concerns the
+-- sockets, plus extra ("NAME=value" strings).
+local function environment(extra)
+  local env = {}
+  for _, kv in ipairs(process.environ()) do
+    local k = kv:match("^([^=]*)=")
+    if k ~= "LISTEN_FDS" and k ~= "LISTEN_PID" and k ~= "LISTEN_FDNAMES"
+      and k ~= "LEPOLL_OLD_WORKERS" and k ~= "LEPOLL_OWNED" and k ~= "LEPOLL_CHECK" then
+      env[#env + 1] = kv
+    end
+  end
+  for _, kv in ipairs(extra) do env[#env + 1] = kv end
+  return env
+end
+
+-- How long a reload's trial may take to reach run().
+local TRIAL_TIME <const> = 30
+
 --- SIGHUP: re-execute this program with every listening socket passed
 -- (LISTEN_FDS), and the workers' pids, which the new image lets drain
--- once its own workers serve. A script that no longer compiles is
--- refused here, while this image still runs.
+-- once its own workers serve. The new image is tried first: the same
+-- command line and sockets in a child that stops at run() (LEPOLL_CHECK).
+-- A script that no longer compiles, or fails while it loads (a module, a
+-- file, a listener that cannot bind), is refused while this image serves.
 function Master:reload()
   if self.stopping then return end
+  if self.trial then
+    log("reload: one is being tried already")
+    return
+  end
   local script = rawget(_G, "arg") and _G.arg[0]
   if type(script) == "string" and script ~= "-" then
     local chunk, err = loadfile(script)
@@ -363,33 +404,94 @@ function Master:reload()
     log("reload refused: cannot read /proc/self/cmdline")
     return
   end
-  local fds, names = {}, {}
+  local fds, names, owned = {}, {}, {}
   for _, s in ipairs(servers_in_order(self.app)) do
     for _, fd in ipairs(s.socks) do
       fds[#fds + 1] = fd
       names[#names + 1] = s.fdname or ("lepoll." .. s.serial)
+      -- a unix path this process made: the new image removes it at the end
+      if s.path then owned[#owned + 1] = tostring(#fds - 1) end
     end
+  end
+  -- what systemd gave and no listener took: still systemd's, passed on
+  for _, u in ipairs(activation.unclaimed()) do
+    fds[#fds + 1] = u.fd
+    names[#names + 1] = u.name
   end
   local pids = {}
   self:each_process(function(w)
     pids[#pids + 1] = tostring(w.pid) .. (w.draining and ":draining" or "")
   end)
-  local env = {}
-  for _, kv in ipairs(process.environ()) do
-    local k = kv:match("^([^=]*)=")
-    if k ~= "LISTEN_FDS" and k ~= "LISTEN_PID" and k ~= "LISTEN_FDNAMES"
-      and k ~= "LEPOLL_OLD_WORKERS" then
-      env[#env + 1] = kv
-    end
+  local extra = {
+    "LISTEN_FDS=" .. #fds,
+    "LISTEN_FDNAMES=" .. table.concat(names, ":"),
+    "LEPOLL_OLD_WORKERS=" .. table.concat(pids, ","),
+    "LEPOLL_OWNED=" .. table.concat(owned, ","),
+  }
+  local trial_env = environment(extra)
+  local pid, err = process.fork()
+  if pid == 0 then
+    -- the trial: its own pid in LISTEN_PID, exec at once (no Lua of the
+    -- master's runs here)
+    trial_env[#trial_env + 1] = "LISTEN_PID=" .. lio.getpid()
+    trial_env[#trial_env + 1] = "LEPOLL_CHECK=1"
+    process.execve("/proc/self/exe", argv, trial_env, fds)
+    os.exit(127, false)
   end
-  env[#env + 1] = "LISTEN_FDS=" .. #fds
-  env[#env + 1] = "LISTEN_PID=" .. self.pid
-  env[#env + 1] = "LISTEN_FDNAMES=" .. table.concat(names, ":")
-  env[#env + 1] = "LEPOLL_OLD_WORKERS=" .. table.concat(pids, ",")
-  log(("reload: re-executing with %d listening socket%s; %d worker%s drain once the new"
-    .. " ones serve"):format(#fds, #fds == 1 and "" or "s", #pids, #pids == 1 and "" or "s"))
-  local _, err = process.execve("/proc/self/exe", argv, env, fds)
-  log("reload failed: execve: " .. tostring(err))
+  if not pid then
+    log("reload refused: fork: " .. tostring(err))
+    return
+  end
+  local t = { pid = pid }
+  local ok, perr = self:watch_trial(t, function(how, code)
+    self.trial = false
+    if how ~= "exited" or code ~= 0 then
+      log(("reload refused: the new image %s before it could serve (this one serves on)")
+        :format(how and describe_exit(how, code) or "timed out"))
+      return
+    end
+    if self.stopping then return end
+    local env = environment(extra)
+    env[#env + 1] = "LISTEN_PID=" .. self.pid
+    log(("reload: re-executing with %d listening socket%s; %d worker%s drain once the new"
+      .. " ones serve"):format(#fds, #fds == 1 and "" or "s", #pids, #pids == 1 and "" or "s"))
+    local _, xerr = process.execve("/proc/self/exe", argv, env, fds)
+    log("reload failed: execve: " .. tostring(xerr))
+  end)
+  if not ok then
+    log("reload refused: " .. tostring(perr))
+    process.kill(pid, SIGKILL)
+    return
+  end
+  self.trial = t
+end
+
+-- Wait for the trial t (t.pid, a child) through a pidfd, at most
+-- TRIAL_TIME: done(how, code) when it ended, done(nil) when it was killed
+-- for taking too long. true, or nil and why not.
+function Master:watch_trial(t, done)
+  local pidfd, err = lio.pidfd_open(t.pid)
+  if not pidfd then return nil, "pidfd_open: " .. tostring(err) end
+  local timer
+  local watch
+  watch, err = self.sup:watch(pidfd, "r", function()
+    local how, code = process.waitid(pidfd)
+    if how == false then return end
+    watch:cancel()
+    pidfd:close()
+    if timer.expired then how = nil end
+    timer:cancel()
+    done(how, code)
+  end)
+  if not watch then
+    pidfd:close()
+    return nil, "watch: " .. tostring(err)
+  end
+  timer = self.sup:after(TRIAL_TIME, function()
+    timer.expired = true
+    process.send_signal(pidfd, SIGKILL)
+  end)
+  return true
 end
 
 --- Loop:run() in a master: supervise the workers until a drain ends.

@@ -4,7 +4,8 @@
 -- lua_workers=N (lepoll.workers{count = N} from the script instead of the
 -- command line), fail_worker=ID (that worker's init_worker raises),
 -- shutdown_timeout=S, name=NAME (the listener's LISTEN_FDNAMES name),
--- port_file=FILE (the port, read from FILE at each start).
+-- port_file=FILE (the port, read from FILE at each start), fail_file=FILE
+-- (the script raises while it loads if FILE exists).
 -- Prints "listening on HOST:PORT" (or "listening on PATH") from the master.
 --   /          "worker ID pid PID inode INODE init ID\n": who answered, the
 --              listening socket it accepts on, what its init_worker saw
@@ -49,6 +50,9 @@ local function who()
     lio.getpid(), inode(), init_id)
 end
 
+if o.fail_file and io.open(o.fail_file) then  -- a reload that must be refused
+  error("fail_file " .. o.fail_file .. " exists")
+end
 if o.port_file then  -- the port, read at each start: a reload may change it
   local f = assert(io.open(o.port_file))
   o.port = math.tointeger(tonumber(f:read("a")))
