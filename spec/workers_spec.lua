@@ -114,6 +114,7 @@ local function wait_log(p, what)
   while true do
     local err = p:stderr()
     if err:find(what, 1, true) or os.time() > deadline then return err end
+    os.execute("sleep 0.05")  -- a log line has no event to wait on
   end
 end
 
@@ -292,6 +293,7 @@ describe("lepoll --workers", function()
     local err
     repeat
       err = p:stderr()
+      os.execute("sleep 0.05")  -- a log line has no event to wait on
     until select(2, err:gsub("restarting it in", "")) >= 3 or os.time() > deadline
     local starts = select(2, err:gsub("worker 1 started", ""))
     assert.truthy(err:find("restarting it in 0.25s", 1, true), err)
