@@ -248,6 +248,35 @@ describe("lepoll --workers", function()
     assert.truthy(err:find("no listener takes 127.0.0.1:" .. port, 1, true), err)
   end)
 
+  it("shares a TLS context made before run(): a session from one worker resumes on the other",
+    function()
+      local certs = require "support.certs"
+      local P = certs.make()
+      local p, port = start({ "--workers", "2" }, { "port=0", "cert=" .. P.cert, "key=" .. P.key })
+      local sess = os.tmpname()
+      local function s_client(args)
+        -- -ign_eof: read to the server's close, past the TLS 1.3 tickets
+        local out = tools.run(("printf 'GET / HTTP/1.0\r\n\r\n' | openssl s_client"
+          .. " -connect 127.0.0.1:%d -CAfile %s -servername localhost -ign_eof %s")
+          :format(port, sh(P.ca), args), 30)
+        return out, (out:match("worker (%d) pid"))
+      end
+      local out, first = s_client("-sess_out " .. sh(sess))
+      assert.matches("New, TLSv1%.3", out)
+      assert.is_truthy(first, out)
+      local other
+      for _ = 1, 60 do  -- new connections until the kernel hands one to the other worker
+        out, other = s_client("-sess_in " .. sh(sess))
+        if other and other ~= first then break end
+      end
+      os.remove(sess)
+      assert.are_not.equal(first, other, out)
+      assert.matches("Reused, TLSv1%.3", out)
+      p:kill("TERM")
+      local _, code = finish(p)
+      assert.equal(0, code)
+    end)
+
   it("refuses a reload whose script fails while it loads, and serves on", function()
     local file = os.tmpname()
     os.remove(file)

@@ -5,7 +5,8 @@
 -- command line), fail_worker=ID (that worker's init_worker raises),
 -- shutdown_timeout=S, name=NAME (the listener's LISTEN_FDNAMES name),
 -- port_file=FILE (the port, read from FILE at each start), fail_file=FILE
--- (the script raises while it loads if FILE exists).
+-- (the script raises while it loads if FILE exists), cert=FILE key=FILE
+-- (serve HTTPS with a context made before run()).
 -- Prints "listening on HOST:PORT" (or "listening on PATH") from the master.
 --   /          "worker ID pid PID inode INODE init ID\n": who answered, the
 --              listening socket it accepts on, what its init_worker saw
@@ -60,6 +61,9 @@ if o.port_file then  -- the port, read at each start: a reload may change it
 end
 local listen = { port = o.port, path = o.path, name = o.name }
 if o.path then listen.port = nil else listen.host = "127.0.0.1" end
+if o.cert then  -- made once, in the master: every worker serves with it
+  listen.tls = assert(require("lepoll.tls").context({ cert = o.cert, key = o.key }))
+end
 server = assert(http.listen(listen, function(req, res)
   if req.path == "/slow" then
     res:write("start\n")  -- the client knows the handler runs
