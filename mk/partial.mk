@@ -14,7 +14,7 @@ PARTIAL_MAX  ?= 1
 PARTIAL_SPECS ?= spec/partial_io_spec.lua $(sort $(wildcard spec/lepoll_*_spec.lua)) \
                  spec/echo_epoll_spec.lua spec/hello_epoll_spec.lua \
                  spec/host_spec.lua spec/embed_spec.lua spec/http_server_spec.lua \
-                 spec/tls_spec.lua
+                 spec/tls_spec.lua spec/proxy_spec.lua
 
 .PHONY: check-partial check-partial-r check-partial-w check-partial-rw
 # Built with the modules: spec/partial_io_spec.lua preloads it into children
