@@ -19,7 +19,6 @@ local MAX_FDS <const> = 4096
 
 -- The inherited sockets: { fd = Fd, name = "...", host =, port = | path = }.
 local inherited = {}
-M.inherited = inherited
 -- The workers of the image that re-executed into this one (SIGHUP):
 -- {pid =, draining = told to drain already}; they serve until this
 -- image's workers do (_workers.lua).

@@ -210,7 +210,7 @@ function M.listen(loop, opts, handler)
   local family = path and net.UNIX or (host:find(":", 1, true) and net.INET6) or net.INET
   local socks, inherited, en, owned = M.sockets(o, family, host, port, path, bad, s.serial)
   if not socks then return nil, inherited, en end
-  s.socks, s.fd, s.inherited = socks, socks[1], inherited
+  s.socks, s.fd = socks, socks[1]
   if not path then
     local h, p = net.getsockname(socks[1])
     if h then s.name = display(h, p) end

@@ -182,9 +182,8 @@ function Master:readied(w)
   w.ready_watch, w.ready_fd = false, false
   if data == "" then return end    -- it died first: its pidfd says so
   w.ready = true
-  if next(self.old) and not self.old_told then
+  if next(self.old) then
     for _, s in pairs(self.slots) do if not s.ready then return end end
-    self.old_told = true
     for _, o in pairs(self.old) do
       -- one an earlier reload told drains already: a second TERM would
       -- close its connections at once
@@ -521,7 +520,7 @@ function M.supervise(app)
   end
   local sup = loopm.new({ signals = false })
   local m = setmetatable({ app = app, sup = sup, pid = role.pid, slots = {}, old = {},
-    due = {}, stopping = false, old_told = false }, Master)
+    due = {}, stopping = false }, Master)
   for id = 0, role.count - 1 do
     m.slots[id] = { id = id, pid = false, pidfd = false, watch = false, ready = false,
       ready_fd = false, ready_watch = false, started = 0, backoff = false, timer = false }
